@@ -1,0 +1,134 @@
+"""TSL-exact train/val/test splits, scaling and feature modes.
+
+The borders reproduce the Time-Series-Library loaders the published numbers come from:
+ETT hourly files use 12/4/4 months of 30 days (rows past 14,400 are never used), ETT 15-minute
+files the same in quarter-hours, any other CSV 70% / 10% / 20%. Validation and test start
+``seq_len`` rows before their border so their first window's target begins right at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from specmem_cli.data.scaler import StandardScaler
+from specmem_cli.data.table import SeriesTable
+from specmem_cli.data.windows import WindowSet
+from specmem_cli.errors import DataError
+
+SPLIT_SCHEMES = ("auto", "ett_hour", "ett_minute", "ratio")
+FEATURE_MODES = ("M", "S", "MS")
+SPLIT_NAMES = ("train", "val", "test")
+_HOURS_PER_MONTH = 30 * 24
+
+
+def infer_split_scheme(name: str) -> str:
+    """ETT files keep TSL's fixed month borders; every other set uses the 70/10/20 ratio."""
+    stem = Path(name).stem
+    if stem.startswith("ETTh"):
+        return "ett_hour"
+    if stem.startswith("ETTm"):
+        return "ett_minute"
+    return "ratio"
+
+
+def split_borders(n_rows: int, seq_len: int, scheme: str) -> list[tuple[int, int]]:
+    """Row ranges ``[start, end)`` of train, val and test for a series of ``n_rows`` rows."""
+    if scheme in ("ett_hour", "ett_minute"):
+        unit = _HOURS_PER_MONTH * (4 if scheme == "ett_minute" else 1)
+        train_end, val_end, test_end = 12 * unit, 16 * unit, 20 * unit
+        if n_rows < test_end:
+            raise DataError(
+                f"the {scheme} split needs {test_end} rows but the file has {n_rows}; use --set data.split=ratio"
+            )
+    elif scheme == "ratio":
+        train_end = int(n_rows * 0.7)
+        test_rows = int(n_rows * 0.2)
+        val_end, test_end = n_rows - test_rows, n_rows
+    else:
+        raise DataError(f"unknown split scheme '{scheme}'; use one of: {', '.join(SPLIT_SCHEMES)}")
+    return [(0, train_end), (train_end - seq_len, val_end), (val_end - seq_len, test_end)]
+
+
+@dataclass
+class PreparedData:
+    """Scaled windows of every split, plus everything needed to map forecasts back to the CSV."""
+
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+    scaler: StandardScaler
+    columns: list[str]  # input channel names, in model order (target last)
+    output_columns: list[str]
+    target: str
+    features: str
+    borders: list[tuple[int, int]]
+    table: SeriesTable
+
+    def split(self, name: str) -> WindowSet:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.columns)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.output_columns)
+
+
+def resolve_target(columns: list[str], target: str | None, source: str) -> str:
+    """The named target, else ``OT`` when present (the ETT convention), else the last column."""
+    if target is None:
+        return "OT" if "OT" in columns else columns[-1]
+    if target not in columns:
+        raise DataError(f"{source}: unknown target column '{target}' (columns: {', '.join(columns)}); fix data.target")
+    return target
+
+
+def channel_layout(columns: list[str], target: str, features: str) -> tuple[list[str], list[str]]:
+    """Input and output channel names for a feature mode; the target always goes last, as in TSL."""
+    if features not in FEATURE_MODES:
+        raise DataError(f"unknown features mode '{features}'; use one of: {', '.join(FEATURE_MODES)}")
+    ordered = [c for c in columns if c != target] + [target]
+    inputs = [target] if features == "S" else ordered
+    outputs = [target] if features in ("S", "MS") else ordered
+    return inputs, outputs
+
+
+def prepare(
+    table: SeriesTable,
+    seq_len: int,
+    label_len: int,
+    pred_len: int,
+    features: str = "M",
+    target: str | None = None,
+    scheme: str = "auto",
+) -> PreparedData:
+    """Split, scale (train statistics only) and window ``table`` as TSL does."""
+    if min(seq_len, pred_len) < 1 or not 0 <= label_len <= seq_len:
+        raise DataError(
+            f"need seq_len >= 1, pred_len >= 1 and 0 <= label_len <= seq_len (got {seq_len}, {pred_len}, {label_len})"
+        )
+    target = resolve_target(table.columns, target, table.source)
+    inputs, outputs = channel_layout(table.columns, target, features)
+    order = [table.columns.index(c) for c in inputs]
+    values = table.values[:, order]
+    if scheme == "auto":
+        scheme = infer_split_scheme(table.source)
+    borders = split_borders(table.n_rows, seq_len, scheme)
+    scaler = StandardScaler().fit(values[borders[0][0] : borders[0][1]])
+    scaled = torch.from_numpy(scaler.transform(values)).float()
+    output_channels = slice(len(inputs) - len(outputs), len(inputs))
+    windows = []
+    for name, (start, end) in zip(SPLIT_NAMES, borders, strict=True):
+        rows = end - start
+        if rows - seq_len - pred_len + 1 < 1:
+            raise DataError(
+                f"{table.source}: the {name} split has {rows} rows, too few for seq_len {seq_len} + pred_len {pred_len}; "
+                "use a longer series or shorter windows"
+            )
+        windows.append(WindowSet(scaled[start:end], seq_len, label_len, pred_len, output_channels))
+    return PreparedData(*windows, scaler, inputs, outputs, target, features, borders, table)

@@ -1,0 +1,45 @@
+"""Sliding forecasting windows as tensor views, so a batch is one gather and not B item calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class WindowSet:
+    """All (input, target) windows of one split.
+
+    ``inputs`` is ``series`` rows ``[s, s + seq_len)``; ``targets`` is rows
+    ``[s + seq_len - label_len, s + seq_len + pred_len)`` of the output channels, for every start
+    ``s`` with a complete target (TSL's count: ``rows - seq_len - pred_len + 1``).
+    Both are strided views of one tensor: no window is copied until it is batched.
+    """
+
+    def __init__(self, series: torch.Tensor, seq_len: int, label_len: int, pred_len: int, output_channels: slice):
+        self.seq_len, self.label_len, self.pred_len = seq_len, label_len, pred_len
+        self.series = series
+        self.count = series.shape[0] - seq_len - pred_len + 1
+        if self.count < 1:
+            raise ValueError("series shorter than seq_len + pred_len")
+        self._inputs = series.unfold(0, seq_len, 1)[: self.count]  # [N, C, seq_len]
+        target_rows = series[seq_len - label_len :, output_channels]
+        self._targets = target_rows.unfold(0, label_len + pred_len, 1)[: self.count]  # [N, C_out, label+pred]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``[B, seq_len, C]`` and targets ``[B, label_len + pred_len, C_out]`` for ``index``."""
+        return self._inputs[index].transpose(1, 2), self._targets[index].transpose(1, 2)
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every window once, in order or shuffled; the last batch may be short (no dropped windows)."""
+        order = torch.randperm(self.count, generator=generator) if shuffle else torch.arange(self.count)
+        for start in range(0, self.count, batch_size):
+            yield self.batch(order[start : start + batch_size])
+
+    def n_batches(self, batch_size: int) -> int:
+        return -(-self.count // batch_size)
