@@ -1,0 +1,52 @@
+"""Forecasting models, one file each, and the registry that maps config names to them.
+
+Every model takes ``(seq_len, pred_len, n_channels, **hyper_parameters)`` and maps an input
+window ``[B, seq_len, C]`` to a forecast ``[B, pred_len, C]``. Models with a spectral memory
+expose it as ``model.memory`` (a :class:`~specmem_cli.memory.SpectralMemory` or None), which is
+how the trainer applies the evaluation-time memory policy without knowing the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+
+from torch import nn
+
+from specmem_cli.errors import ConfigError
+from specmem_cli.models.klmemory import KLMemoryForecaster
+
+MODELS: dict[str, type[nn.Module]] = {"klmemory": KLMemoryForecaster}
+_SHAPE_ARGUMENTS = ("seq_len", "pred_len", "n_channels")
+
+
+def hyper_parameters(name: str) -> dict[str, object]:
+    """The model's tunable arguments and their defaults (everything but the data shape)."""
+    signature = inspect.signature(model_class(name).__init__)
+    return {
+        key: parameter.default
+        for key, parameter in signature.parameters.items()
+        if key not in ("self", *_SHAPE_ARGUMENTS)
+    }
+
+
+def model_class(name: str) -> type[nn.Module]:
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, list(MODELS), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"unknown model '{name}'; {hint}known: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params: dict[str, object]) -> nn.Module:
+    """Instantiate a registered model; an unknown hyper-parameter is a one-line config error."""
+    known = hyper_parameters(name)
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean 'model.{close[0]}'? " if close else ""
+            raise ConfigError(f"model '{name}' has no parameter '{key}'; {hint}see `specmem train --help`")
+    try:
+        return model_class(name)(seq_len, pred_len, n_channels, **params)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model '{name}': {exc}") from None

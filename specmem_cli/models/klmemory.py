@@ -1,0 +1,104 @@
+"""The published K-L memory forecaster (TSL's ``KLMemory``), built on :class:`SpectralMemory`.
+
+Per-window (RevIN-style) normalisation, channel independence, a point embedding with learned
+positions, memory tokens prepended to a pre-norm Transformer encoder, and a flatten head. In
+training mode each forward pass writes one attention-pooled summary of the batch into the memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from specmem_cli.memory import SpectralMemory
+
+
+class KLMemoryForecaster(nn.Module):
+    """Channel-independent Transformer with spectral memory prefix tokens.
+
+    Args:
+        seq_len, pred_len, n_channels: look-back, horizon and number of input series.
+        d_model, n_heads, d_ff, e_layers, dropout: the encoder's shape.
+        memory: ``spectral`` (memory tokens prepended) or ``off`` (the same model without them).
+        memory_depth, n_components, memory_tokens, strategy, kernel, tau, lambda_scaling,
+        projection, bottleneck_width, memory_update: passed to :class:`SpectralMemory`.
+    """
+
+    supports_memory = True
+
+    def __init__(
+        self,
+        seq_len: int,
+        pred_len: int,
+        n_channels: int,
+        d_model: int = 512,
+        n_heads: int = 8,
+        d_ff: int = 2048,
+        e_layers: int = 2,
+        dropout: float = 0.1,
+        memory: str = "spectral",
+        memory_depth: int = 3000,
+        n_components: int = 16,
+        memory_tokens: int = 1,
+        strategy: str = "empirical",
+        kernel: str = "exp",
+        tau: float = 64.0,
+        lambda_scaling: bool = True,
+        projection: str = "dense",
+        bottleneck_width: int = 64,
+        memory_update: str = "batch",
+    ):
+        super().__init__()
+        if memory not in ("spectral", "off"):
+            raise ValueError(f"memory must be 'spectral' or 'off', got '{memory}'")
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.seq_len, self.pred_len, self.n_channels = seq_len, pred_len, n_channels
+        self.embedding = nn.Linear(1, d_model)
+        self.positions = nn.Parameter(torch.randn(1, seq_len, d_model) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+        self.memory = (
+            SpectralMemory(
+                d_model,
+                memory_depth,
+                n_components,
+                memory_tokens,
+                strategy,
+                kernel,
+                tau,
+                lambda_scaling,
+                projection,
+                bottleneck_width,
+                dropout,
+                memory_update,
+            )
+            if memory == "spectral"
+            else None
+        )
+        self.pooling = nn.Linear(d_model, 1)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, d_ff, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, e_layers, enable_nested_tensor=False)
+        self.head = nn.Linear(seq_len * d_model, pred_len)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, seq_len, C]`` -> forecast ``[B, pred_len, C]`` in the input's units."""
+        batch, length, channels = x.shape
+        mean = x.mean(dim=1, keepdim=True)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+        normalised = (x - mean) / std
+        series = normalised.permute(0, 2, 1).reshape(batch * channels, length, 1)
+        hidden = self.dropout(self.embedding(series) + self.positions)
+        n_memory = 0
+        if self.memory is not None:
+            tokens = self.memory(batch_size=hidden.shape[0])
+            n_memory = tokens.shape[1]
+            hidden = torch.cat([tokens, hidden], dim=1)
+        encoded = self.encoder(hidden)[:, n_memory:]
+        if self.training and self.memory is not None:
+            weights = torch.softmax(self.pooling(encoded), dim=1)
+            self.memory.write((weights * encoded).sum(dim=1).mean(dim=0))
+        forecast = self.head(encoded.reshape(batch * channels, -1))
+        forecast = forecast.reshape(batch, channels, self.pred_len).permute(0, 2, 1)
+        return forecast * std + mean

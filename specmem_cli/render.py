@@ -1,0 +1,192 @@
+"""Rich output for the CLI: progress bars and result tables, all on stderr.
+
+stdout is reserved for machine-readable output (``--json``), so piping a command into a file or
+``jq`` never picks up a progress bar.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from specmem_cli.training.runs import RunRecord, SweepReporter
+
+stderr = Console(stderr=True)
+
+
+def error(message: str) -> None:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(records: Sequence[RunRecord]) -> dict:
+    """Per-horizon and overall mean/std of MSE and MAE over seeds, for ``--json`` and the table."""
+    by_horizon: dict[int, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        by_horizon[record.pred_len].append(record)
+    horizons = {}
+    for pred_len in sorted(by_horizon):
+        runs = by_horizon[pred_len]
+        mse, mse_std = mean_std([r.mse for r in runs])
+        mae, mae_std = mean_std([r.mae for r in runs])
+        horizons[pred_len] = {"mse": mse, "mse_std": mse_std, "mae": mae, "mae_std": mae_std, "seeds": len(runs)}
+    seeds = sorted({r.seed for r in records})
+    per_seed_average = [statistics.fmean(r.mse for r in records if r.seed == s) for s in seeds]
+    per_seed_average_mae = [statistics.fmean(r.mae for r in records if r.seed == s) for s in seeds]
+    avg_mse, avg_mse_std = mean_std(per_seed_average)
+    avg_mae, avg_mae_std = mean_std(per_seed_average_mae)
+    return {
+        "horizons": horizons,
+        "average": {"mse": avg_mse, "mse_std": avg_mse_std, "mae": avg_mae, "mae_std": avg_mae_std},
+    }
+
+
+def results_table(records: Sequence[RunRecord], title: str) -> Table:
+    """One row per horizon, an (MSE, MAE) column pair per seed, then mean ± std; last row averages horizons."""
+    seeds = sorted({r.seed for r in records})
+    lookup = {(r.pred_len, r.seed): r for r in records}
+    summary = summarise(records)
+    table = Table(title=title, title_justify="left")
+    table.add_column("horizon", justify="right")
+    for seed in seeds:
+        table.add_column(f"{seed} MSE", justify="right")
+        table.add_column(f"{seed} MAE", justify="right")
+    table.add_column("MSE mean ± std", justify="right", style="bold")
+    table.add_column("MAE mean ± std", justify="right", style="bold")
+    for pred_len, stats in summary["horizons"].items():
+        cells = []
+        for seed in seeds:
+            run = lookup.get((pred_len, seed))
+            cells += [f"{run.mse:.4f}", f"{run.mae:.4f}"] if run else ["-", "-"]
+        table.add_row(
+            str(pred_len),
+            *cells,
+            f"{stats['mse']:.4f} ± {stats['mse_std']:.4f}",
+            f"{stats['mae']:.4f} ± {stats['mae_std']:.4f}",
+        )
+    if len(summary["horizons"]) > 1:
+        cells = []
+        for seed in seeds:
+            runs = [r for r in records if r.seed == seed]
+            cells += [f"{statistics.fmean(r.mse for r in runs):.4f}", f"{statistics.fmean(r.mae for r in runs):.4f}"]
+        average = summary["average"]
+        table.add_row(
+            "avg",
+            *cells,
+            f"{average['mse']:.4f} ± {average['mse_std']:.4f}",
+            f"{average['mae']:.4f} ± {average['mae_std']:.4f}",
+            style="italic",
+        )
+    return table
+
+
+class RichSweepReporter(SweepReporter):
+    """Run, epoch and step bars with the running loss and ETA."""
+
+    def __init__(self, total_runs: int):
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=False,
+        )
+        self.runs = self.progress.add_task("runs", total=total_runs, info="")
+        self.epochs = self.steps = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def start_run(self, label: str, index: int, total: int) -> None:
+        self.progress.update(self.runs, description=f"run {label}")
+
+    def start_epoch(self, epoch: int, n_epochs: int, n_batches: int) -> None:
+        if self.epochs is None:
+            self.epochs = self.progress.add_task("epochs", total=n_epochs, info="")
+            self.steps = self.progress.add_task("steps", total=n_batches, info="")
+        self.progress.reset(self.steps, total=n_batches, info="")
+        self.progress.update(self.epochs, total=n_epochs, completed=epoch, description=f"epoch {epoch + 1}")
+
+    def step(self, loss: float) -> None:
+        self.progress.update(self.steps, advance=1, info=f"loss {loss:.4f}")
+
+    def end_epoch(self, epoch: int, train_loss: float, val_mse: float, lr: float, improved: bool) -> None:
+        mark = " *" if improved else ""
+        self.progress.update(self.epochs, completed=epoch + 1, info=f"val {val_mse:.4f}{mark}")
+        self.progress.console.print(
+            f"  epoch {epoch + 1}: train {train_loss:.4f}  val {val_mse:.4f}{mark}  lr {lr:.2e}", highlight=False
+        )
+
+    def end_run(self, record: RunRecord) -> None:
+        if self.epochs is not None:
+            self.progress.remove_task(self.epochs)
+            self.progress.remove_task(self.steps)
+            self.epochs = self.steps = None
+        how = "reused" if record.reused else f"{record.seconds:.1f}s"
+        self.progress.console.print(
+            f"[green]done[/] pl={record.pred_len} seed={record.seed}: MSE {record.mse:.4f} MAE {record.mae:.4f} ({how})",
+            highlight=False,
+        )
+        self.progress.advance(self.runs)
+
+
+class ByteProgress:
+    """The tqdm-like object pooch's downloader drives (``total``, ``update``, ``reset``, ``close``)."""
+
+    def __init__(self, label: str):
+        self.progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeRemainingColumn(),
+            console=stderr,
+        )
+        self.task = self.progress.add_task(label, total=None)
+        self.progress.start()
+
+    @property
+    def total(self):
+        return self.progress.tasks[0].total
+
+    @total.setter
+    def total(self, value):
+        self.progress.update(self.task, total=value)
+
+    def update(self, amount: int) -> None:
+        self.progress.advance(self.task, amount)
+
+    def reset(self) -> None:
+        self.progress.reset(self.task)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def sanity_table(results: dict[str, dict[str, float] | None], title: str) -> Table:
+    """Each destructive check's MSE/MAE next to normal evaluation."""
+    table = Table(title=title, title_justify="left")
+    for column in ("check", "MSE", "MAE", "MSE vs normal"):
+        table.add_column(column, justify="left" if column == "check" else "right")
+    normal = results["normal"]["mse"]
+    for name, metrics in results.items():
+        if metrics is None:
+            table.add_row(name, "n/a", "n/a", "model has no memory")
+        else:
+            table.add_row(name, f"{metrics['mse']:.4f}", f"{metrics['mae']:.4f}", f"{metrics['mse'] / normal:.3f}x")
+    return table

@@ -1,0 +1,206 @@
+"""Experiment configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
+
+One object holds everything a sweep needs. Unknown keys are errors (with the closest valid key),
+because a typo that silently falls back to a default produces a wrong result that looks right.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from specmem_cli.errors import ConfigError
+
+MEMORY_AT_EVAL = ("reset", "frozen")
+
+
+@dataclass
+class DataConfig:
+    """What to forecast: ``name`` is a dataset name (``synthetic``, ``ETTh1``, ...) or a CSV path."""
+
+    name: str = "synthetic"
+    date_col: str | None = None
+    features: str = "M"
+    target: str | None = None
+    split: str = "auto"
+    fill: str | None = None
+    seq_len: int = 96
+    label_len: int = 48
+    pred_lens: list[int] = field(default_factory=lambda: [96, 192, 336, 720])
+
+
+@dataclass
+class TrainConfig:
+    """The TSL training protocol; ``max_steps`` caps optimiser steps per run (smoke and timing runs)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-4
+    lr_schedule: str = "type1"
+    patience: int = 3
+    max_steps: int | None = None
+    memory_at_eval: str = "reset"
+    threads: int | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """A sweep: one model on one data set, every horizon in ``data.pred_lens`` times every seed."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "klmemory"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: list[int] = field(default_factory=lambda: [2021])
+    datasets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model.get("name", "klmemory"))
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "name"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig}
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Build and validate a config; every key must be known (``model`` keys are checked by the model)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (data, model, train, seeds)")
+    top_level = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    _reject_unknown(raw, top_level, source, prefix="")
+    kwargs: dict[str, Any] = {}
+    for name, section_type in _SECTIONS.items():
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: '{name}' must be a mapping")
+        allowed = {f.name for f in dataclasses.fields(section_type)}
+        _reject_unknown(section, allowed, source, prefix=f"{name}.")
+        kwargs[name] = section_type(**section)
+    model = raw.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"{source}: 'model' must be a mapping with a 'name'")
+    kwargs["model"] = {"name": "klmemory", **model}
+    kwargs["seeds"] = raw.get("seeds", [2021])
+    kwargs["datasets"] = raw.get("datasets") or {}
+    config = ExperimentConfig(**kwargs)
+    _check_values(config, source)
+    return config
+
+
+def _reject_unknown(section: dict[str, Any], allowed: set[str], source: str, prefix: str) -> None:
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known: {', '.join(sorted(allowed))}"
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+
+
+def _check_values(config: ExperimentConfig, source: str) -> None:
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            raise ConfigError(f"{source}: {message}")
+
+    data, train = config.data, config.train
+    need(
+        isinstance(data.pred_lens, list) and data.pred_lens and all(_is_int(p) and p > 0 for p in data.pred_lens),
+        "data.pred_lens must be a non-empty list of positive integers",
+    )
+    need(_is_int(data.seq_len) and data.seq_len > 0, "data.seq_len must be a positive integer")
+    need(_is_int(data.label_len) and 0 <= data.label_len <= data.seq_len, "data.label_len must be in [0, seq_len]")
+    need(
+        isinstance(config.seeds, list) and config.seeds and all(_is_int(s) for s in config.seeds),
+        "seeds must be a non-empty list of integers",
+    )
+    need(_is_int(train.epochs) and train.epochs > 0, "train.epochs must be a positive integer")
+    need(_is_int(train.batch_size) and train.batch_size > 0, "train.batch_size must be a positive integer")
+    need(isinstance(train.lr, (int, float)) and train.lr > 0, "train.lr must be a positive number")
+    need(train.lr_schedule in ("type1", "constant"), "train.lr_schedule must be 'type1' or 'constant'")
+    need(_is_int(train.patience) and train.patience > 0, "train.patience must be a positive integer")
+    need(
+        train.max_steps is None or (_is_int(train.max_steps) and train.max_steps > 0),
+        "train.max_steps must be a positive integer or null",
+    )
+    need(train.memory_at_eval in MEMORY_AT_EVAL, f"train.memory_at_eval must be one of {', '.join(MEMORY_AT_EVAL)}")
+    need(
+        train.threads is None or (_is_int(train.threads) and train.threads > 0),
+        "train.threads must be a positive integer",
+    )
+    need(isinstance(config.model.get("name"), str), "model.name must be a string")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+DEFAULT_PRESET = "demo"
+
+
+def presets() -> dict[str, Path]:
+    """The YAML presets shipped with specmem (the repository's ``configs/``), by name."""
+    folder = resources.files("specmem_cli") / "configs"
+    return {entry.name[: -len(".yaml")]: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+
+
+def load_config(path_or_preset: str | Path | None = None) -> ExperimentConfig:
+    """Read a YAML config file or a preset by name (``demo``, ``etth1_paper``); None is the demo."""
+    name = str(path_or_preset) if path_or_preset is not None else DEFAULT_PRESET
+    path = Path(name)
+    if not path.is_file():
+        known = presets()
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(
+                f"config '{name}' is neither a file nor a preset; {hint}presets: {', '.join(sorted(known))}"
+            )
+        path = known[name]
+    return config_from_dict(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; see configs/ for examples")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}; fix the syntax") from None
+    return loaded or {}
+
+
+def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Apply ``section.key=value`` strings (values parsed as YAML: ``3``, ``0.1``, ``[96, 192]``, ``null``)."""
+    raw = copy.deepcopy(config.to_dict())
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{override}' is not key=value (e.g. --set train.epochs=3)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        path = key.strip().split(".")
+        node = raw
+        for part in path[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                close = difflib.get_close_matches(part, [k for k, v in node.items() if isinstance(v, dict)], n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"override '{override}': unknown section '{part}'{hint}")
+            node = node[part]
+        node[path[-1]] = value
+    return config_from_dict(raw, source="--set")

@@ -1,0 +1,244 @@
+"""Sweeps of (horizon, seed) runs: run directories, checkpoints, metrics, resume, evaluation.
+
+Each run directory holds ``config.yaml`` (this run's settings), ``checkpoint.pt``,
+``metrics.json`` and ``log.txt``. ``metrics.json`` is written last, after the checkpoint, so its
+presence next to a complete checkpoint is what "finished" means when a sweep is rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from specmem_cli.data import PreparedData, load_table, prepare, registry
+from specmem_cli.data.registry import resolve_data_path
+from specmem_cli.data.scaler import StandardScaler
+from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.models import build_model
+from specmem_cli.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from specmem_cli.training.config import ExperimentConfig, config_from_dict
+from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    model: str
+    dataset: str
+    pred_len: int
+    seed: int
+    mse: float
+    mae: float
+    run_dir: str
+    seconds: float
+    reused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SweepReporter(Reporter):
+    """Adds per-run hooks to :class:`Reporter`."""
+
+    def start_run(self, label: str, index: int, total: int) -> None: ...
+
+    def end_run(self, record: RunRecord) -> None: ...
+
+
+def dataset_label(name: str) -> str:
+    return Path(name).stem if name.lower().endswith(".csv") else name
+
+
+def run_name(config: ExperimentConfig, pred_len: int, seed: int) -> str:
+    return f"{config.model_name}_{dataset_label(config.data.name)}_sl{config.data.seq_len}_pl{pred_len}_seed{seed}"
+
+
+def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> ExperimentConfig:
+    """The single-run config stored with a run: one horizon, one seed."""
+    raw = config.to_dict()
+    raw["data"]["pred_lens"] = [pred_len]
+    raw["seeds"] = [seed]
+    return config_from_dict(raw)
+
+
+def _fingerprint(config: ExperimentConfig) -> str:
+    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_data(config: ExperimentConfig, pred_len: int, table=None) -> PreparedData:
+    data = config.data
+    if table is None:
+        table = load_table(data.name, data.date_col, data.fill, registry(config.datasets))
+    return prepare(table, data.seq_len, data.label_len, pred_len, data.features, data.target, data.split)
+
+
+def run_sweep(config: ExperimentConfig, out_dir: Path, reporter: SweepReporter | None = None) -> list[RunRecord]:
+    """Every (horizon, seed) run of ``config`` under ``out_dir``; finished runs are reused, not redone."""
+    reporter = reporter or SweepReporter()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    table = load_table(config.data.name, config.data.date_col, config.data.fill, registry(config.datasets))
+    jobs = [(p, s) for p in config.data.pred_lens for s in config.seeds]
+    records = []
+    for index, (pred_len, seed) in enumerate(jobs):
+        single = run_config(config, pred_len, seed)
+        run_dir = out_dir / run_name(config, pred_len, seed)
+        reporter.start_run(run_dir.name, index, len(jobs))
+        record = finished_record(run_dir, single) or train_run(
+            single, run_dir, load_data(single, pred_len, table), reporter
+        )
+        reporter.end_run(record)
+        records.append(record)
+    return records
+
+
+def finished_record(run_dir: Path, config: ExperimentConfig) -> RunRecord | None:
+    """The stored record of a finished run with the same config, None if it must be (re)done."""
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file():
+        return None
+    stored = json.loads(metrics_path.read_text())
+    if stored.get("fingerprint") != _fingerprint(config):
+        raise SpecmemError(
+            f"{run_dir} holds a finished run with different settings; use another --out or delete that directory"
+        )
+    try:
+        load_checkpoint(run_dir / "checkpoint.pt")
+    except CheckpointError:
+        return None
+    return RunRecord(**{**stored["record"], "reused": True})
+
+
+def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter) -> RunRecord:
+    """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark)."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # leftovers of an interrupted run are never trusted
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    pred_len, seed = config.data.pred_lens[0], config.seeds[0]
+    seed_everything(seed)
+    model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, config.model_params)
+    started = time.perf_counter()
+    result = fit(model, data, config.train, seed, reporter)
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, data, result))
+    test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
+    seconds = time.perf_counter() - started
+    record = RunRecord(
+        config.model_name,
+        dataset_label(config.data.name),
+        pred_len,
+        seed,
+        test.mse,
+        test.mae,
+        str(run_dir),
+        round(seconds, 3),
+    )
+    log = {**asdict(result), "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
+    (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
+    document = {"fingerprint": _fingerprint(config), "record": record.to_dict(), "fit": asdict(result)}
+    atomic_write(run_dir / "metrics.json", lambda temp: temp.write_text(json.dumps(document, indent=2) + "\n"))
+    return record
+
+
+def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: PreparedData, result) -> dict[str, Any]:
+    source = resolve_data_path(config.data.name, registry(config.datasets))
+    return {
+        "model_name": config.model_name,
+        "model_params": {
+            "seq_len": config.data.seq_len,
+            "pred_len": config.data.pred_lens[0],
+            "n_channels": data.n_inputs,
+            **config.model_params,
+        },
+        "state_dict": model.state_dict(),
+        "config": config.to_dict(),
+        "data_path": str(source.resolve()) if source is not None else None,
+        "scaler_mean": torch.from_numpy(data.scaler.mean_),
+        "scaler_scale": torch.from_numpy(data.scaler.scale_),
+        "columns": list(data.columns),
+        "output_columns": list(data.output_columns),
+        "date_column": data.table.date_column,
+        "best_epoch": result.best_epoch,
+        "memory_at_eval": config.train.memory_at_eval,
+    }
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint turned back into a model, its config and its data."""
+
+    model: nn.Module
+    config: ExperimentConfig
+    checkpoint: dict[str, Any]
+    scaler: StandardScaler
+    path: Path
+
+    def data(self) -> PreparedData:
+        """Re-prepare the training data set; an error if it no longer matches the checkpoint's scaler."""
+        name = self.checkpoint.get("data_path") or self.config.data.name
+        raw = self.config.to_dict()
+        raw["data"]["name"] = name
+        data = load_data(config_from_dict(raw), self.config.data.pred_lens[0])
+        same = np.allclose(data.scaler.mean_, self.scaler.mean_, rtol=1e-9, atol=1e-12) and np.allclose(
+            data.scaler.scale_, self.scaler.scale_, rtol=1e-9, atol=1e-12
+        )
+        if not same or data.columns != self.checkpoint["columns"]:
+            raise SpecmemError(f"{name}: the data changed since {self.path} was trained (scaler or columns differ)")
+        return data
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Rebuild a trained model from a run directory or checkpoint file."""
+    checkpoint = load_checkpoint(path)
+    params = dict(checkpoint["model_params"])
+    shape = [params.pop(key) for key in ("seq_len", "pred_len", "n_channels")]
+    model = build_model(checkpoint["model_name"], *shape, params)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError:
+        raise CheckpointError(
+            f"{path}: weights do not fit model '{checkpoint['model_name']}'; the file is damaged"
+        ) from None
+    model.eval()
+    scaler = StandardScaler.from_state(checkpoint["scaler_mean"].numpy(), checkpoint["scaler_scale"].numpy())
+    checkpoint_path = Path(path) / "checkpoint.pt" if Path(path).is_dir() else Path(path)
+    return LoadedRun(model, config_from_dict(checkpoint["config"]), checkpoint, scaler, checkpoint_path)
+
+
+def find_runs(path: Path) -> list[Path]:
+    """Run directories under ``path`` (itself, if it is one), or the checkpoint file given."""
+    if path.is_file():
+        return [path]
+    if (path / "checkpoint.pt").exists() or (path / "metrics.json").exists():
+        return [path]
+    runs = sorted(p.parent for p in path.glob("*/checkpoint.pt"))
+    if not runs:
+        raise CheckpointError(f"{path}: no runs found (no */checkpoint.pt); give a run directory or a checkpoint")
+    return runs
+
+
+def evaluate_run(path: Path, split: str = "test") -> RunRecord:
+    """Recompute a finished run's metrics on ``split`` from its checkpoint alone."""
+    run = load_run(path)
+    data = run.data()
+    metrics = evaluate_windows(run.model, data.split(split), run.config.train.batch_size, data.n_outputs)
+    return RunRecord(
+        run.config.model_name,
+        dataset_label(run.config.data.name),
+        run.config.data.pred_lens[0],
+        run.config.seeds[0],
+        metrics.mse,
+        metrics.mae,
+        str(run.path.parent),
+        0.0,
+    )

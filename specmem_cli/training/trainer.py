@@ -1,0 +1,156 @@
+"""The TSL training protocol, honestly applied.
+
+Adam on MSE, TSL's ``type1`` learning-rate halving, early stopping on the *validation* loss with
+the best weights restored, shuffled training batches, ordered evaluation with no dropped
+windows. The test split is never touched here: :func:`evaluate_windows` is called on it once,
+after training, by the run driver. The memory follows the published loop (reset at the start of
+every epoch); at evaluation it is either reset (published) or frozen (kept from training).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from specmem_cli.data.splits import PreparedData
+from specmem_cli.data.windows import WindowSet
+from specmem_cli.errors import SpecmemError
+from specmem_cli.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Metrics:
+    mse: float
+    mae: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    best_epoch: int
+    epochs_run: int
+    steps: int
+    best_val_mse: float
+    seconds: float
+    seconds_per_step: float
+
+
+class Reporter:
+    """Progress hooks; the default does nothing (library use), the CLI draws rich bars."""
+
+    def start_epoch(self, epoch: int, n_epochs: int, n_batches: int) -> None: ...
+
+    def step(self, loss: float) -> None: ...
+
+    def end_epoch(self, epoch: int, train_loss: float, val_mse: float, lr: float, improved: bool) -> None: ...
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every RNG a run touches; returns the generator that orders the training batches."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def learning_rate(base_lr: float, epoch: int, schedule: str) -> float:
+    """LR for 0-based ``epoch``. TSL's ``type1`` keeps the first two epochs at ``base_lr`` then halves each epoch."""
+    if schedule == "constant":
+        return base_lr
+    return base_lr * 0.5 ** max(0, epoch - 1)
+
+
+def prepare_memory_for_eval(model: nn.Module, policy: str) -> None:
+    """``reset``: clear the memory (the published behaviour, zero tokens). ``frozen``: fix its tokens."""
+    memory = getattr(model, "memory", None)
+    if memory is None:
+        return
+    if policy == "reset":
+        memory.reset()
+    else:
+        memory.freeze()
+
+
+@torch.no_grad()
+def predict_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_outputs: int, transform=None):
+    """Yield ``(prediction, target)`` batches ``[B, pred_len, n_outputs]`` in window order (eval mode).
+
+    ``transform(x, batch_index)`` may replace the inputs (the sanity checks use it).
+    """
+    model.eval()
+    for index, (inputs, targets) in enumerate(windows.batches(batch_size)):
+        if transform is not None:
+            inputs = transform(inputs, index)
+        prediction = model(inputs)[:, -windows.pred_len :, -n_outputs:]
+        yield prediction, targets[:, -windows.pred_len :, :]
+
+
+def evaluate_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_outputs: int, transform=None) -> Metrics:
+    """MSE and MAE over every window, step and output channel (scaled units), summed in float64."""
+    squared = absolute = 0.0
+    count = 0
+    for prediction, target in predict_windows(model, windows, batch_size, n_outputs, transform):
+        error = (prediction - target).double()
+        squared += float((error**2).sum())
+        absolute += float(error.abs().sum())
+        count += error.numel()
+    return Metrics(squared / count, absolute / count)
+
+
+def fit(
+    model: nn.Module, data: PreparedData, config: TrainConfig, seed: int, reporter: Reporter | None = None
+) -> FitResult:
+    """Train with early stopping on validation; leaves ``model`` holding the best epoch's state."""
+    reporter = reporter or Reporter()
+    generator = seed_everything(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    memory = getattr(model, "memory", None)
+    pred_len, n_outputs = data.train.pred_len, data.n_outputs
+    best_state, best_val, best_epoch, stale = None, float("inf"), 0, 0
+    steps, epochs_run, train_seconds = 0, 0, 0.0
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        lr = learning_rate(config.lr, epoch, config.lr_schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if memory is not None:
+            memory.reset()  # the published loop starts every epoch with an empty memory
+        model.train()
+        reporter.start_epoch(epoch, config.epochs, data.train.n_batches(config.batch_size))
+        epoch_start, losses = time.perf_counter(), []
+        for inputs, targets in data.train.batches(config.batch_size, shuffle=True, generator=generator):
+            optimizer.zero_grad(set_to_none=True)
+            prediction = model(inputs)[:, -pred_len:, -n_outputs:]
+            loss = nn.functional.mse_loss(prediction, targets[:, -pred_len:, :])
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            losses.append(float(loss.detach()))
+            reporter.step(losses[-1])
+            if config.max_steps is not None and steps >= config.max_steps:
+                break
+        train_seconds += time.perf_counter() - epoch_start
+        epochs_run += 1
+        prepare_memory_for_eval(model, config.memory_at_eval)
+        val = evaluate_windows(model, data.val, config.batch_size, n_outputs).mse
+        improved = val < best_val
+        if improved:
+            best_val, best_epoch, stale = val, epoch, 0
+            best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        else:
+            stale += 1
+        if memory is not None:
+            memory.unfreeze()
+        reporter.end_epoch(epoch, float(np.mean(losses)), val, lr, improved)
+        if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
+            break
+    if best_state is None:
+        raise SpecmemError("training diverged: the validation loss is not a number; lower train.lr")
+    model.load_state_dict(best_state)
+    return FitResult(
+        best_epoch, epochs_run, steps, best_val, time.perf_counter() - start, train_seconds / max(steps, 1)
+    )
