@@ -102,16 +102,17 @@ def download(
     as_json: Annotated[bool, typer.Option("--json", help="Print {name, path, downloaded} as JSON on stdout.")] = False,
 ) -> None:
     """Fetch a data set, verify its checksum, and cache it; a verified copy is never fetched twice."""
-    from specmem_cli.data import registry as data_registry
+    from specmem_cli.data.registry import data_dir, lookup, registry
+    from specmem_cli.data.registry import download as fetch
     from specmem_cli.render import ByteProgress, stderr
     from specmem_cli.training.config import read_yaml
 
     extra = read_yaml(config).get("datasets", {}) if config else {}
-    spec = data_registry.lookup(name, data_registry.registry(extra))
-    target_dir = directory or data_registry.data_dir()
+    spec = lookup(name, registry(extra))
+    target_dir = directory or data_dir()
     progress = ByteProgress(f"{spec.name}") if not as_json else False
     try:
-        path, transferred = data_registry.download(spec, target_dir, mirror=mirror, force=force, progressbar=progress)
+        path, transferred = fetch(spec, target_dir, mirror=mirror, force=force, progressbar=progress)
     finally:
         if progress:
             progress.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from specmem_cli.data.registry import DatasetSpec, registry, resolve_data_path
+from specmem_cli.data.registry import DatasetSpec, resolve_data_path
 from specmem_cli.data.splits import PreparedData, prepare
 from specmem_cli.data.synthetic import SYNTHETIC_NAME, synthetic_table
 from specmem_cli.data.table import SeriesTable, read_table
@@ -21,4 +21,4 @@ def load_table(
     return read_table(path, date_col=date_col, fill=fill)
 
 
-__all__ = ["SYNTHETIC_NAME", "PreparedData", "SeriesTable", "load_table", "prepare", "registry"]
+__all__ = ["SYNTHETIC_NAME", "PreparedData", "SeriesTable", "load_table", "prepare", "synthetic_table"]

@@ -104,8 +104,8 @@ def lookup(name: str, datasets: dict[str, DatasetSpec]) -> DatasetSpec:
     by_lower = {key.lower(): key for key in datasets}
     if name.lower() in by_lower:
         return datasets[by_lower[name.lower()]]
-    close = difflib.get_close_matches(name, list(datasets), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
     raise DataError(f"unknown dataset '{name}'; {hint}known: {', '.join(sorted(datasets))} (or give a CSV path)")
 
 

@@ -20,8 +20,8 @@ import torch
 import yaml
 from torch import nn
 
-from specmem_cli.data import PreparedData, load_table, prepare, registry
-from specmem_cli.data.registry import resolve_data_path
+from specmem_cli.data import PreparedData, load_table, prepare
+from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model

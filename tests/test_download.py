@@ -1,0 +1,117 @@
+"""`specmem download` against a local HTTP server on 127.0.0.1: no test touches the internet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from specmem_cli.cli import app
+from tests.conftest import ETTH1
+
+runner = CliRunner()
+ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"
+
+
+def download(*args):
+    return runner.invoke(app, ["download", *args, "--json"])
+
+
+def test_fresh_then_cached_download(http_server, tmp_path):
+    base, root, served = http_server
+    shutil.copy(ETTH1, root / "ETTh1.csv")
+    target = tmp_path / "cache"
+    first = download("ETTh1", "--dir", str(target), "--mirror", base)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {"name": "ETTh1", "path": str(target / "ETTh1.csv"), "downloaded": True}
+    assert served == ["/ETTh1.csv"]
+    second = download("ETTh1", "--dir", str(target), "--mirror", base)
+    assert second.exit_code == 0 and json.loads(second.stdout)["downloaded"] is False
+    assert served == ["/ETTh1.csv"], "a verified file must not be fetched again"
+    forced = download("ETTh1", "--dir", str(target), "--mirror", base, "--force")
+    assert forced.exit_code == 0 and len(served) == 2
+
+
+def test_checksum_mismatch_removes_file_and_names_both_hashes(http_server, tmp_path):
+    base, root, _ = http_server
+    corrupted = bytearray(ETTH1.read_bytes())
+    corrupted[100] ^= 0xFF
+    (root / "ETTh1.csv").write_bytes(bytes(corrupted))
+    result = download("ETTh1", "--dir", str(tmp_path / "cache"), "--mirror", base)
+    assert result.exit_code == 1
+    assert "checksum mismatch" in result.stderr and ETTH1_SHA256 in result.stderr and "got " in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "cache" / "ETTh1.csv").exists()
+
+
+def test_existing_corrupt_copy_is_replaced(http_server, tmp_path):
+    base, root, served = http_server
+    shutil.copy(ETTH1, root / "ETTh1.csv")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "ETTh1.csv").write_text("date,x\n")
+    result = download("ETTh1", "--dir", str(cache), "--mirror", base)
+    assert result.exit_code == 0 and served == ["/ETTh1.csv"]
+    assert (cache / "ETTh1.csv").read_bytes() == ETTH1.read_bytes()
+
+
+def test_mirror_as_local_directory(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copy(ETTH1, mirror / "ETTh1.csv")
+    result = download("ETTh1", "--dir", str(tmp_path / "cache"), "--mirror", str(mirror))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cache" / "ETTh1.csv").read_bytes() == ETTH1.read_bytes()
+
+
+def test_default_directory_is_specmem_data_dir(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copy(ETTH1, mirror / "ETTh1.csv")
+    monkeypatch.setenv("SPECMEM_DATA_DIR", str(tmp_path / "from-env"))
+    assert download("ETTh1", "--mirror", str(mirror)).exit_code == 0
+    assert (tmp_path / "from-env" / "ETTh1.csv").is_file()
+
+
+def test_unknown_name_lists_known_and_suggests():
+    result = download("etth3")
+    assert result.exit_code == 1
+    assert "unknown dataset 'etth3'" in result.stderr and "did you mean" in result.stderr and "ETTm2" in result.stderr
+
+
+def test_network_failure_suggests_mirror(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = download("ETTh1", "--dir", str(tmp_path), "--mirror", f"http://127.0.0.1:{port}")
+    assert result.exit_code == 1 and "network error" in result.stderr and "--mirror" in result.stderr
+
+
+def test_http_404_is_reported(http_server, tmp_path):
+    base, _, _ = http_server
+    result = download("ETTh1", "--dir", str(tmp_path), "--mirror", base)
+    assert result.exit_code == 1 and "HTTP 404" in result.stderr
+
+
+def test_user_registered_dataset(http_server, tmp_path):
+    base, root, _ = http_server
+    shutil.copy(ETTH1, root / "mine.csv")
+    config = tmp_path / "datasets.yaml"
+    config.write_text(f"datasets:\n  mine:\n    url: {base}/mine.csv\n    sha256: {ETTH1_SHA256}\n")
+    result = download("mine", "--dir", str(tmp_path / "cache"), "--config", str(config))
+    assert result.exit_code == 0, result.output
+    config.write_text(f"datasets:\n  mine:\n    url: {base}/mine.csv\n")
+    result = download("mine", "--config", str(config))
+    assert result.exit_code == 1 and "needs a 64-hex-digit 'sha256'" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["ETTm1", "ETTm2"])
+def test_git_blob_ids_verify_ett_minute_files(tmp_path, name):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / f"{name}.csv").write_text("not the real file\n")
+    result = download(name, "--dir", str(tmp_path / "cache"), "--mirror", str(mirror))
+    assert result.exit_code == 1 and "git-blob-sha1 expected" in result.stderr
