@@ -219,6 +219,35 @@ def evaluate(
         )
 
 
+@app.command(name="import-published")
+@user_errors
+def import_published(
+    weights: Annotated[Path, typer.Argument(help="checkpoint.pth saved by the published TSL KLMemory code.")],
+    data: Annotated[
+        str, typer.Option(help="The data set it was trained on (name or CSV); fits the scaler as TSL did.")
+    ] = "ETTh1",
+    n_heads: Annotated[int, typer.Option(help="Attention heads (the only setting no tensor shape records).")] = 8,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Settings shapes cannot tell, e.g. model.strategy=kernel train.memory_at_eval=reset."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Run directory to create.")] = Path("runs/imported"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON on stdout.")] = False,
+) -> None:
+    """Convert published TSL weights into a specmem run (checkpoint + test metrics) that evaluate and forecast accept."""
+    from specmem_cli.render import results_table, stderr
+    from specmem_cli.training.config import ExperimentConfig, apply_overrides
+    from specmem_cli.training.runs import import_published_run
+
+    config = apply_overrides(ExperimentConfig(), [f"data.name={json.dumps(data)}", *(overrides or [])])
+    record = import_published_run(weights, config, n_heads, out)
+    stderr.print(results_table([record], f"imported {weights.name}, test split"))
+    if as_json:
+        _emit_json(record.to_dict())
+
+
 def _not_built(command: str, issue: str) -> None:
     raise SpecmemError(f"`specmem {command}` is not available in this version yet ({issue}); see the README roadmap")
 

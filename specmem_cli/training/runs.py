@@ -25,6 +25,7 @@ from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model
+from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from specmem_cli.training.config import ExperimentConfig, config_from_dict
 from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything
@@ -121,36 +122,72 @@ def finished_record(run_dir: Path, config: ExperimentConfig) -> RunRecord | None
 
 def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter) -> RunRecord:
     """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark)."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # leftovers of an interrupted run are never trusted
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    _fresh_run_dir(run_dir, config)
     pred_len, seed = config.data.pred_lens[0], config.seeds[0]
     seed_everything(seed)
     model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, config.model_params)
     started = time.perf_counter()
     result = fit(model, data, config.train, seed, reporter)
-    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, data, result))
+    return _finish_run(model, config, data, run_dir, asdict(result), time.perf_counter() - started)
+
+
+def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, run_dir: Path) -> RunRecord:
+    """Turn weights trained with the published TSL code into a finished specmem run (tested once)."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a tensor archive
+        raise CheckpointError(
+            f"{weights}: not a readable state dict ({type(exc).__name__}); give TSL's checkpoint.pth"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{weights}: not a state dict; give the checkpoint.pth that TSL saved")
+    shape = published_hyper_parameters(state, n_heads)
+    raw = config.to_dict()
+    raw["model"] = {
+        **raw["model"],
+        "name": "klmemory",
+        **{k: v for k, v in shape.items() if k not in ("seq_len", "pred_len")},
+    }
+    raw["data"].update(seq_len=shape["seq_len"], pred_lens=[shape["pred_len"]])
+    raw["seeds"] = raw["seeds"][:1]
+    single = config_from_dict(raw, source=str(weights))
+    data = load_data(single, shape["pred_len"])
+    model = build_model("klmemory", shape["seq_len"], shape["pred_len"], data.n_inputs, single.model_params)
+    load_published(model, state)
+    _fresh_run_dir(run_dir, single)
+    return _finish_run(model, single, data, run_dir, {"imported_from": str(weights)}, 0.0)
+
+
+def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # leftovers of an interrupted run are never trusted
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _finish_run(
+    model: nn.Module, config: ExperimentConfig, data: PreparedData, run_dir: Path, fit_log: dict, seconds: float
+) -> RunRecord:
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, data))
     test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
-    seconds = time.perf_counter() - started
     record = RunRecord(
         config.model_name,
         dataset_label(config.data.name),
-        pred_len,
-        seed,
+        config.data.pred_lens[0],
+        config.seeds[0],
         test.mse,
         test.mae,
         str(run_dir),
         round(seconds, 3),
     )
-    log = {**asdict(result), "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
+    log = {**fit_log, "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
     (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
-    document = {"fingerprint": _fingerprint(config), "record": record.to_dict(), "fit": asdict(result)}
+    document = {"fingerprint": _fingerprint(config), "record": record.to_dict(), "fit": fit_log}
     atomic_write(run_dir / "metrics.json", lambda temp: temp.write_text(json.dumps(document, indent=2) + "\n"))
     return record
 
 
-def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: PreparedData, result) -> dict[str, Any]:
+def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: PreparedData) -> dict[str, Any]:
     source = resolve_data_path(config.data.name, registry(config.datasets))
     return {
         "model_name": config.model_name,
@@ -168,7 +205,6 @@ def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: Prepar
         "columns": list(data.columns),
         "output_columns": list(data.output_columns),
         "date_column": data.table.date_column,
-        "best_epoch": result.best_epoch,
         "memory_at_eval": config.train.memory_at_eval,
     }
 

@@ -1,0 +1,199 @@
+"""Trainer protocol, sweeps and resume, checkpoints, configs, and the train/evaluate commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from specmem_cli.cli import app
+from specmem_cli.errors import CheckpointError, ConfigError
+from specmem_cli.training.checkpoint import load_checkpoint
+from specmem_cli.training.config import apply_overrides, load_config
+from specmem_cli.training.runs import evaluate_run, load_data, run_sweep
+from specmem_cli.training.sanity import sanity_checks
+from specmem_cli.training.trainer import Reporter, fit, learning_rate
+from tests.conftest import ETTH1, REFERENCE, tiny_config
+
+runner = CliRunner()
+
+
+def test_type1_schedule_keeps_two_epochs_then_halves():
+    assert [learning_rate(1e-4, epoch, "type1") for epoch in range(4)] == [1e-4, 1e-4, 5e-5, 2.5e-5]
+    assert learning_rate(1e-4, 5, "constant") == 1e-4
+
+
+class Recorder(Reporter):
+    def __init__(self):
+        self.epochs = []
+
+    def end_epoch(self, epoch, train_loss, val_mse, lr, improved):
+        self.epochs.append((epoch, val_mse, lr, improved))
+
+
+def test_early_stopping_on_validation_restores_best_weights():
+    config = tiny_config(train={"epochs": 8, "patience": 2, "max_steps": None, "lr": 0.05})
+    data = load_data(config, 12)
+    from specmem_cli.models import build_model
+
+    model = build_model("klmemory", 48, 12, data.n_inputs, config.model_params)
+    recorder = Recorder()
+    result = fit(model, data, config.train, seed=1, reporter=recorder)
+    vals = [v for _, v, _, _ in recorder.epochs]
+    assert result.best_val_mse == min(vals) and result.best_epoch == vals.index(min(vals))
+    if result.epochs_run < 8:  # stopped early: exactly `patience` epochs without improvement
+        assert result.epochs_run - 1 - result.best_epoch == 2
+    from specmem_cli.training.trainer import evaluate_windows
+
+    assert evaluate_windows(model, data.val, 32, data.n_outputs).mse == pytest.approx(result.best_val_mse, rel=1e-6)
+
+
+def test_same_seed_same_metrics_and_resume(tmp_path):
+    config = tiny_config(seeds=[1, 2])
+    first = run_sweep(config, tmp_path / "a")
+    again = run_sweep(config, tmp_path / "b")
+    assert [(r.mse, r.mae) for r in first] == [(r.mse, r.mae) for r in again]
+    assert first[0].mse != first[1].mse
+    reused = run_sweep(config, tmp_path / "a")
+    assert all(r.reused for r in reused) and [r.mse for r in reused] == [r.mse for r in first]
+    # an interrupted run (no metrics.json, stray temp file) is redone, the finished one reused
+    run_dir = tmp_path / "a" / "klmemory_synthetic_sl48_pl12_seed2"
+    (run_dir / "metrics.json").unlink()
+    (run_dir / ".checkpoint.pt.123.tmp").write_bytes(b"partial")
+    resumed = run_sweep(config, tmp_path / "a")
+    assert [r.reused for r in resumed] == [True, False] and resumed[1].mse == first[1].mse
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_changed_settings_do_not_reuse_old_runs(tmp_path):
+    run_sweep(tiny_config(), tmp_path)
+    with pytest.raises(Exception, match="different settings"):
+        run_sweep(tiny_config(train={"lr": 0.002}), tmp_path)
+
+
+@pytest.mark.parametrize("policy", ["reset", "frozen"])
+def test_memory_policy_at_evaluation(tmp_path, policy):
+    (record,) = run_sweep(tiny_config(train={"memory_at_eval": policy}), tmp_path)
+    state = load_checkpoint(record.run_dir)["state_dict"]
+    if policy == "reset":
+        assert int(state["memory.filled"]) == 0 and not bool(state["memory.is_frozen"])
+    else:
+        assert int(state["memory.filled"]) > 0 and bool(state["memory.is_frozen"])
+        assert state["memory.frozen_tokens"].abs().sum() > 0
+
+
+def test_evaluate_reproduces_train_numbers_and_sanity(tmp_path):
+    (record,) = run_sweep(tiny_config(train={"memory_at_eval": "frozen"}), tmp_path)
+    again = evaluate_run(tmp_path / "klmemory_synthetic_sl48_pl12_seed7")
+    assert (again.mse, again.mae) == (record.mse, record.mae)
+    checks = sanity_checks(tmp_path / "klmemory_synthetic_sl48_pl12_seed7")
+    assert checks["normal"]["mse"] == record.mse
+    assert checks["inputs replaced by noise"]["mse"] > checks["normal"]["mse"]
+    assert checks["memory frozen"]["mse"] == record.mse
+    assert checks["memory zeroed"]["mse"] == checks["memory reset per batch"]["mse"]
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    (record,) = run_sweep(tiny_config(), tmp_path / "runs")
+    return tmp_path / "runs" / "klmemory_synthetic_sl48_pl12_seed7", record
+
+
+def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    good = (run_dir / "checkpoint.pt").read_bytes()
+    cases = {
+        "truncated.pt": good[: len(good) // 2],
+        "garbage.pt": b"this is not a checkpoint",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "foreign.pt")
+    document = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    torch.save({**document, "complete": False}, tmp_path / "unfinished.pt")
+    expected = {"truncated.pt": "corrupt", "garbage.pt": "corrupt", "foreign.pt": "not a specmem checkpoint",
+                "unfinished.pt": "unfinished run"}
+    for name, fragment in expected.items():
+        with pytest.raises(CheckpointError, match=fragment):
+            load_checkpoint(tmp_path / name)
+        result = runner.invoke(app, ["evaluate", str(tmp_path / name)])
+        assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
+
+
+def test_config_overrides_and_unknown_keys():
+    config = apply_overrides(load_config("demo"), ["train.epochs=5", "data.pred_lens=[12, 24]", "model.d_model=8"])
+    assert config.train.epochs == 5 and config.data.pred_lens == [12, 24] and config.model["d_model"] == 8
+    with pytest.raises(ConfigError, match="unknown key 'train.epoch'; did you mean 'train.epochs'"):
+        apply_overrides(config, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="not key=value"):
+        apply_overrides(config, ["train.epochs"])
+    with pytest.raises(ConfigError, match="train.batch_size must be a positive integer"):
+        apply_overrides(config, ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match="did you mean 'etth1_paper'"):
+        load_config("etth1_papr")
+
+
+def test_unknown_model_parameter_via_cli(tmp_path):
+    result = runner.invoke(app, ["train", "--set", "model.d_modl=8", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 1 and "did you mean 'model.d_model'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_train_multi_value_options_and_json(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    args = ["train", "--config", str(config), "--pred-len", "6", "12", "--seeds", "1", "2", "--out", str(tmp_path / "o"),
+            "--json", "-q", "--set", "train.max_steps=4", "train.epochs=1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert sorted((r["pred_len"], r["seed"]) for r in document["runs"]) == [(6, 1), (6, 2), (12, 1), (12, 2)]
+    assert set(document["summary"]["horizons"]) == {"6", "12"} or set(document["summary"]["horizons"]) == {6, 12}
+    evaluated = runner.invoke(app, ["evaluate", str(tmp_path / "o"), "--json"])
+    assert evaluated.exit_code == 0
+    assert json.loads(evaluated.stdout)["summary"] == document["summary"]
+
+
+def test_cli_bad_data_is_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,a\n2020-01-01,1\n2020-01-01,2\n")
+    result = runner.invoke(app, ["train", "--data", str(bad), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and "duplicated timestamp" in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(app, ["train", "--data", "ETTh1", "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and "specmem download ETTh1" in result.stderr
+
+
+def test_import_published_weights(tmp_path):
+    weights = tmp_path / "checkpoint.pth"
+    torch.save(torch.load(REFERENCE / "klmemory_model_reference.pt", weights_only=True)["cases"]["empirical"]["state_dict"], weights)
+    args = ["import-published", str(weights), "--data", str(ETTH1), "--n-heads", "4", "--out", str(tmp_path / "run"),
+            "--set", "model.memory_depth=50", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["pred_len"] == 24 and record["mse"] > 0
+    assert evaluate_run(tmp_path / "run").mse == record["mse"]
+    shutil.copy(weights, tmp_path / "again.pth")
+    foreign = runner.invoke(app, ["evaluate", str(weights)])
+    assert foreign.exit_code == 1 and "import-published" in foreign.stderr
+
+
+def test_train_with_no_arguments_runs_the_demo(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "--set", "train.max_steps=3"])
+    assert result.exit_code == 0, result.output
+    assert "klmemory on synthetic" in result.stderr and "avg" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "runs" / "demo").iterdir()) == [
+        "klmemory_synthetic_sl96_pl24_seed2021", "klmemory_synthetic_sl96_pl48_seed2021"]
+
+
+def test_version_and_help():
+    assert runner.invoke(app, ["--version"]).stdout.startswith("specmem ")
+    help_text = runner.invoke(app, ["--help"]).stdout
+    for command in ("download", "train", "evaluate", "forecast", "inspect-modes"):
+        assert command in help_text
