@@ -18,8 +18,14 @@ def published_model(strategy: str):
     case = PUBLISHED["cases"][strategy]
     shape = published_hyper_parameters(case["state_dict"], n_heads=config["n_heads"])
     params = {k: v for k, v in shape.items() if k not in ("seq_len", "pred_len")}
-    params.update(memory_depth=config["memory_depth"], strategy=strategy, kernel=config["kl_kernel"],
-                  tau=config["kl_tau"], lambda_scaling=config["kl_lambda_scale"], dropout=config["dropout"])
+    params.update(
+        memory_depth=config["memory_depth"],
+        strategy=strategy,
+        kernel=config["kl_kernel"],
+        tau=config["kl_tau"],
+        lambda_scaling=config["kl_lambda_scale"],
+        dropout=config["dropout"],
+    )
     model = build_model("klmemory", shape["seq_len"], shape["pred_len"], config["enc_in"], params)
     load_published(model, case["state_dict"])
     return model, case
@@ -43,8 +49,18 @@ def test_reproduces_published_outputs(strategy):
 
 def test_published_shapes_are_read_off_the_weights():
     shape = published_hyper_parameters(PUBLISHED["cases"]["empirical"]["state_dict"], n_heads=4)
-    assert shape == {"seq_len": 96, "pred_len": 24, "d_model": 32, "n_heads": 4, "d_ff": 64, "e_layers": 2,
-                     "n_components": 4, "memory_tokens": 2, "projection": "dense", "bottleneck_width": 256}
+    assert shape == {
+        "seq_len": 96,
+        "pred_len": 24,
+        "d_model": 32,
+        "n_heads": 4,
+        "d_ff": 64,
+        "e_layers": 2,
+        "n_components": 4,
+        "memory_tokens": 2,
+        "projection": "dense",
+        "bottleneck_width": 256,
+    }
 
 
 def test_memory_changes_eval_output_only_when_filled():
@@ -59,8 +75,18 @@ def test_memory_changes_eval_output_only_when_filled():
 
 
 def tiny(**overrides):
-    params = {"d_model": 16, "n_heads": 2, "d_ff": 32, "e_layers": 1, "dropout": 0.0, "memory_depth": 32,
-              "n_components": 4, "memory_tokens": 2, "projection": "bottleneck", **overrides}
+    params = {
+        "d_model": 16,
+        "n_heads": 2,
+        "d_ff": 32,
+        "e_layers": 1,
+        "dropout": 0.0,
+        "memory_depth": 32,
+        "n_components": 4,
+        "memory_tokens": 2,
+        "projection": "bottleneck",
+        **overrides,
+    }
     return build_model("klmemory", 24, 6, 3, params)
 
 

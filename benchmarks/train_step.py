@@ -1,0 +1,103 @@
+"""Time one training step of the klmemory model, specmem's trainer settings against plain ones.
+
+    python benchmarks/train_step.py [--configs etth1_paper demo] [--steps 5] [--json OUT.json]
+
+For each config preset, two fresh processes (so peak RSS is per run) time the same model and batch:
+  plain   - for-loop Adam, the default glibc allocator: how the published TSL loop runs;
+  specmem - what `specmem train` uses: fused Adam, freed memory kept for reuse.
+The memory holds 200 rows (mid-epoch in the published run), inputs are one batch of 32 windows.
+Printed: parameters (and the memory projection's share), median ms/step, peak RSS, speed ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from specmem_cli.models import build_model
+from specmem_cli.training.allocator import reuse_freed_memory
+from specmem_cli.training.config import load_config
+
+PUBLISHED_SECONDS_PER_STEP = 12.0  # the published implementation, measured on a 2-core CPU (see README)
+
+
+def measure(preset: str, variant: str, steps: int) -> dict:
+    if variant == "specmem":
+        reuse_freed_memory()
+    config = load_config(preset)
+    pred_len = config.data.pred_lens[0]
+    torch.manual_seed(0)
+    model = build_model(config.model_name, config.data.seq_len, pred_len, 7, config.model_params)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=variant == "specmem")
+    if model.memory is not None:
+        model.memory.write(torch.randn(min(200, model.memory.memory_depth), model.memory.d_model))
+    inputs, targets = torch.randn(32, config.data.seq_len, 7), torch.randn(32, pred_len, 7)
+    model.train()
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    parameters = sum(p.numel() for p in model.parameters())
+    memory_parameters = sum(p.numel() for p in model.memory.parameters()) if model.memory is not None else 0
+    return {
+        "config": preset,
+        "variant": variant,
+        "pred_len": pred_len,
+        "parameters": parameters,
+        "memory_share": memory_parameters / parameters,
+        "ms_per_step": 1000 * statistics.median(times[1:]),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["etth1_paper", "demo"])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up step")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--child", nargs=2, metavar=("CONFIG", "VARIANT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child[0], args.child[1], args.steps)))
+        return
+    results = []
+    print(
+        f"{'config':<12} {'variant':<8} {'params':>9} {'memory %':>8} {'ms/step':>9} {'peak RSS MB':>11} {'vs plain':>8}"
+    )
+    for preset in args.configs:
+        plain = None
+        for variant in ("plain", "specmem"):
+            command = [sys.executable, __file__, "--child", preset, variant, "--steps", str(args.steps)]
+            row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            plain = plain or row
+            row["speedup_vs_plain"] = plain["ms_per_step"] / row["ms_per_step"]
+            results.append(row)
+            print(
+                f"{preset:<12} {variant:<8} {row['parameters'] / 1e6:>8.2f}M {100 * row['memory_share']:>7.1f}%"
+                f" {row['ms_per_step']:>9.0f} {row['peak_rss_mb']:>11.0f} {row['speedup_vs_plain']:>7.2f}x",
+                flush=True,
+            )
+        if preset == "etth1_paper":
+            ours = results[-1]["ms_per_step"] / 1000
+            print(
+                f"  paper config vs the published implementation's {PUBLISHED_SECONDS_PER_STEP:.0f} s/step: "
+                f"{ours:.2f} s = {ours / PUBLISHED_SECONDS_PER_STEP:.2f}x its time"
+            )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
