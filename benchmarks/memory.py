@@ -70,7 +70,9 @@ def main() -> None:
             repeats = 3 if rows >= 3000 else 7
             textbook_emp = median_ms(lambda data=data: textbook_components(data, N_COMPONENTS, True), repeats)
             fast_emp = median_ms(lambda data=data: kl.empirical_decomposition(data, N_COMPONENTS, True), 15)
-            textbook_ker = median_ms(lambda data=data: textbook_components(data, N_COMPONENTS, True, strategy="kernel"), repeats)
+            textbook_ker = median_ms(
+                lambda data=data: textbook_components(data, N_COMPONENTS, True, strategy="kernel"), repeats
+            )
             fast_ker = median_ms(lambda data=data: kl.kernel_decomposition(data, N_COMPONENTS, True, 64.0, "exp"), 15)
             online = online_append_ms(rows, width, 40)
             row = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -248,22 +249,97 @@ def import_published(
         _emit_json(record.to_dict())
 
 
-def _not_built(command: str, issue: str) -> None:
-    raise SpecmemError(f"`specmem {command}` is not available in this version yet ({issue}); see the README roadmap")
-
-
-@app.command(name="forecast")
+@app.command()
 @user_errors
-def forecast() -> None:
-    """Forecast a CSV's future from a trained checkpoint into a file (not available yet)."""
-    _not_built("forecast", "forecast to CSV/Parquet/JSON")
+def forecast(
+    checkpoint: Annotated[Path, typer.Argument(help="A run directory or checkpoint.pt from `specmem train`.")],
+    input_csv: Annotated[
+        Path, typer.Option("--input", help="CSV with the same date and series columns as the training data.")
+    ],
+    output: Annotated[Path, typer.Option(help="Where to write: .csv, .parquet or .json (original units).")],
+    start: Annotated[
+        str | None,
+        typer.Option(help="Forecast from this timestamp of the file (the first forecast step) instead of its end."),
+    ] = None,
+    rolling: Annotated[
+        int | None,
+        typer.Option(help="Backtest: a forecast every STEP rows from --start to the end, actuals beside them."),
+    ] = None,
+    freq: Annotated[
+        str | None, typer.Option(help="Time step for future timestamps when it cannot be inferred (h, 15min, D).")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, parquet or json (default: from the extension).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Forecast the next pred_len steps of a CSV with a trained model and write them to a file."""
+    from specmem_cli.inference.forecast import forecast as run_forecast
+    from specmem_cli.inference.forecast import output_format, write_forecast
+    from specmem_cli.render import stderr
+
+    chosen = output_format(output, fmt)
+    if output.exists() and not overwrite:
+        raise SpecmemError(f"{output} already exists; pass --overwrite to replace it")
+    result = run_forecast(checkpoint, input_csv, start=start, rolling=rolling, freq=freq)
+    write_forecast(result, output, chosen, overwrite)
+    scored = [w for w in result.windows if w.mse is not None]
+    stderr.print(f"memory: {result.metadata['memory']}", highlight=False)
+    summary = (
+        f"; mean window MSE {statistics.fmean(w.mse for w in scored):.4f} (scaled) over {len(scored)} windows"
+        if scored
+        else ""
+    )
+    stderr.print(
+        f"wrote {len(result.windows)} forecast(s) of {result.metadata['pred_len']} steps to {output}{summary}",
+        highlight=False,
+    )
 
 
 @app.command(name="inspect-modes")
 @user_errors
-def inspect_modes() -> None:
-    """Plot the memory's eigenmodes and spectrum from a checkpoint (not available yet)."""
-    _not_built("inspect-modes", "eigenmode plots")
+def inspect_modes(
+    checkpoint: Annotated[Path, typer.Argument(help="A run directory or checkpoint.pt with a spectral memory.")],
+    output: Annotated[Path, typer.Option(help="Figure file.")] = Path("modes.png"),
+    top: Annotated[int | None, typer.Option(help="Show the top K modes (default: all components).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="png, svg or pdf (default: from the extension).")] = None,
+    from_data: Annotated[
+        Path | None, typer.Option(help="Rebuild an empty memory by running the model over this CSV's training windows.")
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print eigenvalues, explained variance, modes, components and tokens as JSON on stdout."
+        ),
+    ] = False,
+) -> None:
+    """Plot the memory's temporal eigenmodes, spectrum, K-L components and tokens; tabulate the spectrum."""
+    from rich.table import Table
+
+    from specmem_cli.inference.modes import PLOT_FORMATS, plot_modes
+    from specmem_cli.inference.modes import inspect_modes as run_inspect
+    from specmem_cli.render import stderr
+
+    chosen = (fmt or output.suffix.lstrip(".")).lower()
+    if chosen not in PLOT_FORMATS:
+        raise SpecmemError(f"unknown figure format '{chosen}'; use png, svg or pdf")
+    if top is not None and top < 1:
+        raise SpecmemError("--top must be at least 1")
+    report = run_inspect(checkpoint, top=top, from_data=from_data)
+    plot_modes(report, output, chosen)
+    table = Table(
+        title=f"memory spectrum ({report.strategy}, {report.history_rows} rows, {report.source})", title_justify="left"
+    )
+    for column in ("rank", "eigenvalue", "explained", "cumulative"):
+        table.add_column(column, justify="right")
+    for rank, (value, share, total) in enumerate(
+        zip(report.eigenvalues, report.explained, report.cumulative, strict=True), 1
+    ):
+        table.add_row(str(rank), f"{value:.4g}", f"{share:.2%}", f"{total:.2%}")
+    stderr.print(table)
+    stderr.print(f"figure: {output}", highlight=False)
+    if as_json:
+        _emit_json(report.to_json())
 
 
 def main() -> None:

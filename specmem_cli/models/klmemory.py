@@ -82,8 +82,12 @@ class KLMemoryForecaster(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, e_layers, enable_nested_tensor=False)
         self.head = nn.Linear(seq_len * d_model, pred_len)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[B, seq_len, C]`` -> forecast ``[B, pred_len, C]`` in the input's units."""
+    def forward(self, x: torch.Tensor, write_memory: bool | None = None) -> torch.Tensor:
+        """``x`` ``[B, seq_len, C]`` -> forecast ``[B, pred_len, C]`` in the input's units.
+
+        The batch's pooled summary is written to the memory in training mode (as published), or
+        whenever ``write_memory`` is True (rebuilding a memory from data in eval mode).
+        """
         batch, length, channels = x.shape
         mean = x.mean(dim=1, keepdim=True)
         std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
@@ -96,7 +100,7 @@ class KLMemoryForecaster(nn.Module):
             n_memory = tokens.shape[1]
             hidden = torch.cat([tokens, hidden], dim=1)
         encoded = self.encoder(hidden)[:, n_memory:]
-        if self.training and self.memory is not None:
+        if self.memory is not None and (self.training if write_memory is None else write_memory):
             weights = torch.softmax(self.pooling(encoded), dim=1)
             self.memory.write((weights * encoded).sum(dim=1).mean(dim=0))
         forecast = self.head(encoded.reshape(batch * channels, -1))

@@ -203,6 +203,7 @@ def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: Prepar
         "scaler_mean": torch.from_numpy(data.scaler.mean_),
         "scaler_scale": torch.from_numpy(data.scaler.scale_),
         "columns": list(data.columns),
+        "table_columns": list(data.table.columns),
         "output_columns": list(data.output_columns),
         "date_column": data.table.date_column,
         "memory_at_eval": config.train.memory_at_eval,

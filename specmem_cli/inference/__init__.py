@@ -1,0 +1,1 @@
+"""Using a trained run: forecasts of new data (``forecast``) and a look inside its memory (``modes``)."""

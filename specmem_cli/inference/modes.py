@@ -1,0 +1,129 @@
+"""What the spectral memory holds: eigenvalues, temporal modes, components and tokens, and a figure.
+
+A checkpoint trained with the published ``reset`` policy carries an empty memory; ``from_data``
+rebuilds it by running the trained model over the training windows in order, writing one pooled
+summary per batch as training did (without dropout and without changing any weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from specmem_cli.data.table import read_table
+from specmem_cli.errors import SpecmemError
+from specmem_cli.memory import explained_variance
+from specmem_cli.training.checkpoint import atomic_write
+from specmem_cli.training.config import config_from_dict
+from specmem_cli.training.runs import load_data, load_run
+
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+@dataclass
+class ModeReport:
+    strategy: str
+    history_rows: int
+    eigenvalues: np.ndarray  # [K]
+    explained: np.ndarray  # [K] share of total variance
+    modes: np.ndarray  # [T, K] temporal eigenvectors, oldest row first
+    components: np.ndarray  # [K, d_model]
+    tokens: np.ndarray  # [M, d_model]
+    source: str
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        return np.cumsum(self.explained)
+
+    def to_json(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "history_rows": self.history_rows,
+            "source": self.source,
+            "eigenvalues": self.eigenvalues.tolist(),
+            "explained_variance": self.explained.tolist(),
+            "cumulative": self.cumulative.tolist(),
+            "modes": self.modes.T.tolist(),
+            "components": self.components.tolist(),
+            "tokens": self.tokens.tolist(),
+        }
+
+
+def inspect_modes(checkpoint: Path, top: int | None = None, from_data: Path | None = None) -> ModeReport:
+    """The memory's top modes; an error that offers ``--from-data`` when the checkpoint's memory is empty."""
+    run = load_run(checkpoint)
+    memory = getattr(run.model, "memory", None)
+    if memory is None:
+        raise SpecmemError(f"{run.path}: model '{run.config.model_name}' has no spectral memory (memory: off)")
+    source = "checkpoint"
+    if from_data is not None:
+        _rebuild(run, from_data)
+        source = f"rebuilt from the training windows of {from_data}"
+    elif not memory.ready:
+        raise SpecmemError(
+            f"{run.path}: the memory is empty ({memory.n_rows} rows; memory_at_eval=reset clears it, as published); "
+            "rebuild it with --from-data DATA.csv"
+        )
+    spectrum = memory.spectrum()
+    keep = min(top or memory.n_components, memory.n_components)
+    return ModeReport(
+        memory.strategy,
+        memory.n_rows,
+        spectrum.eigenvalues[:keep].numpy(),
+        explained_variance(spectrum)[:keep].numpy(),
+        spectrum.modes[:, :keep].numpy(),
+        spectrum.components[:keep].numpy(),
+        memory.snapshot().numpy(),
+        source,
+    )
+
+
+def _rebuild(run, csv_path: Path) -> None:
+    read_table(csv_path, date_col=run.checkpoint.get("date_column"))  # same validation errors as everywhere
+    raw = run.config.to_dict()
+    raw["data"]["name"] = str(csv_path)
+    data = load_data(config_from_dict(raw), run.config.data.pred_lens[0])
+    memory = run.model.memory
+    memory.reset()
+    run.model.eval()
+    with torch.no_grad():
+        for inputs, _ in data.train.batches(run.config.train.batch_size):
+            run.model(inputs, write_memory=True)
+    if not memory.ready:
+        raise SpecmemError(f"{csv_path}: too few training windows to fill the memory ({memory.n_rows} rows)")
+
+
+def plot_modes(report: ModeReport, path: Path, fmt: str) -> None:
+    """One figure: temporal modes, spectrum with cumulative explained variance, component and token heatmaps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8), dpi=100)
+    modes_axis, spectrum_axis, components_axis, tokens_axis = axes.ravel()
+    steps = np.arange(report.modes.shape[0])
+    for rank in range(report.modes.shape[1]):
+        modes_axis.plot(steps, report.modes[:, rank], label=f"mode {rank + 1}", linewidth=1)
+    modes_axis.set(
+        title=f"Temporal eigenmodes over the history ({report.history_rows} rows)", xlabel="history row (oldest first)"
+    )
+    modes_axis.legend(fontsize="small", ncol=2)
+    ranks = np.arange(1, len(report.eigenvalues) + 1)
+    spectrum_axis.bar(ranks, report.explained, color="tab:blue", label="explained variance")
+    spectrum_axis.plot(ranks, report.cumulative, color="tab:orange", marker="o", label="cumulative")
+    spectrum_axis.set(title=f"Spectrum ({report.strategy})", xlabel="rank", ylabel="share of variance", ylim=(0, 1.05))
+    spectrum_axis.legend(fontsize="small")
+    for axis, matrix, title in (
+        (components_axis, report.components, "K-L components (K x d_model)"),
+        (tokens_axis, report.tokens, "Memory tokens (M x d_model)"),
+    ):
+        image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r", interpolation="nearest")
+        axis.set(title=title, xlabel="d_model", ylabel="row")
+        figure.colorbar(image, ax=axis)
+    figure.tight_layout()
+    atomic_write(path, lambda temp: figure.savefig(temp, format=fmt))
+    plt.close(figure)

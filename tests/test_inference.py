@@ -1,0 +1,180 @@
+"""`specmem forecast` and `specmem inspect-modes` on a run trained on the real ETTh1 file."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from specmem_cli.cli import app
+from specmem_cli.inference.forecast import forecast
+from specmem_cli.memory import explained_variance
+from specmem_cli.training.runs import load_run, run_sweep
+from specmem_cli.training.trainer import predict_windows
+from tests.conftest import ETTH1, tiny_config
+
+runner = CliRunner()
+
+
+def train_on_etth1(directory, policy):
+    config = tiny_config(
+        data={"name": str(ETTH1), "seq_len": 96, "label_len": 48, "pred_lens": [24]},
+        train={"epochs": 1, "max_steps": 6, "memory_at_eval": policy},
+    )
+    (record,) = run_sweep(config, directory)
+    return record.run_dir
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory):
+    return train_on_etth1(tmp_path_factory.mktemp("frozen"), "frozen")
+
+
+@pytest.fixture(scope="module")
+def reset_run(tmp_path_factory):
+    return train_on_etth1(tmp_path_factory.mktemp("reset"), "reset")
+
+
+@pytest.fixture(scope="module")
+def etth1_frame():
+    return pd.read_csv(ETTH1)
+
+
+def test_forecast_round_trips_the_first_test_window(frozen_run, etth1_frame):
+    run = load_run(frozen_run)
+    data = run.data()
+    prediction, _ = next(predict_windows(run.model, data.test, 32, data.n_outputs))
+    expected = run.scaler.inverse_transform(prediction[0].double().numpy())
+    first_target = etth1_frame["date"][11520]  # the test split's first target row (TSL border)
+    result = forecast(frozen_run, ETTH1, start=first_target)
+    np.testing.assert_allclose(result.windows[0].forecast, expected, rtol=1e-5, atol=1e-5)
+    assert result.windows[0].mse is not None and "frozen" in result.metadata["memory"]
+
+
+def test_forecast_from_the_end_writes_future_timestamps(frozen_run, etth1_frame, tmp_path):
+    output = tmp_path / "future.csv"
+    result = runner.invoke(app, ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(output, parse_dates=["date"])
+    assert list(written.columns) == ["date", *etth1_frame.columns[1:]]
+    last = pd.Timestamp(etth1_frame["date"].iloc[-1])
+    assert len(written) == 24 and written["date"].iloc[0] == last + pd.Timedelta(hours=1)
+    assert written["date"].diff().dropna().eq(pd.Timedelta(hours=1)).all()
+    assert "memory: frozen" in result.stderr
+
+
+def test_rolling_backtest_json_and_parquet(frozen_run, etth1_frame, tmp_path):
+    start = etth1_frame["date"][17300]
+    output = tmp_path / "backtest.json"
+    result = runner.invoke(
+        app,
+        ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(output), "--start", start, "--rolling", "50"],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(output.read_text())
+    windows = document["windows"]
+    assert len(windows) == 3  # origins at rows 17300, 17350, 17400 (the file has 17420 rows)
+    assert windows[0]["mse"] is not None and windows[-1]["mse"] is None
+    assert windows[-1]["actual"][19] is not None and windows[-1]["actual"][20][0] is None
+    assert document["metadata"]["memory"].startswith("frozen")
+    parquet = tmp_path / "backtest.parquet"
+    args = [
+        "forecast",
+        frozen_run,
+        "--input",
+        str(ETTH1),
+        "--output",
+        str(parquet),
+        "--start",
+        start,
+        "--rolling",
+        "50",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    frame = pd.read_parquet(parquet)
+    assert len(frame) == 72 and "OT_actual" in frame.columns and "origin" in frame.columns
+
+
+def test_existing_output_needs_overwrite_and_stays_intact(frozen_run, tmp_path):
+    output = tmp_path / "keep.csv"
+    output.write_text("precious\n")
+    args = ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(output)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "--overwrite" in result.stderr and output.read_text() == "precious\n"
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert output.read_text().startswith("date,")
+
+
+def _csv(tmp_path, frame, name):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_forecast_input_errors(frozen_run, etth1_frame, tmp_path):
+    recent = etth1_frame.tail(200).reset_index(drop=True)
+    with_nan = recent.copy()
+    with_nan.loc[190, "OT"] = np.nan
+    irregular = recent.drop(index=[10, 50, 51, 120]).reset_index(drop=True)
+    jitter = pd.to_timedelta(np.arange(len(irregular)), unit="s")
+    irregular["date"] = (pd.to_datetime(irregular["date"]) + jitter).astype(str)
+    cases = {
+        "missing": (_csv(tmp_path, recent.drop(columns=["HULL"]), "m.csv"), "missing HULL"),
+        "extra": (_csv(tmp_path, recent.assign(extra=1.0), "e.csv"), "extra extra"),
+        "short": (_csv(tmp_path, recent.head(50), "s.csv"), "needs 96 rows before it"),
+        "nan": (_csv(tmp_path, with_nan, "n.csv"), "NaN/inf"),
+        "irregular": (_csv(tmp_path, irregular, "i.csv"), "--freq"),
+    }
+    for name, (path, fragment) in cases.items():
+        result = runner.invoke(
+            app, ["forecast", frozen_run, "--input", path, "--output", str(tmp_path / f"{name}.csv")]
+        )
+        assert result.exit_code == 1 and fragment in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.output and not (tmp_path / f"{name}.csv").exists()
+    bad_format = runner.invoke(
+        app, ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(tmp_path / "x.xlsx")]
+    )
+    assert bad_format.exit_code == 1 and "unknown output format" in bad_format.stderr
+    nowhere = runner.invoke(
+        app, ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(tmp_path / "no" / "x.csv")]
+    )
+    assert nowhere.exit_code == 1 and "not an existing writable directory" in nowhere.stderr
+    with_freq = runner.invoke(
+        app,
+        ["forecast", frozen_run, "--input", cases["irregular"][0], "--output", str(tmp_path / "f.csv"), "--freq", "h"],
+    )
+    assert with_freq.exit_code == 0, with_freq.output
+
+
+def test_inspect_modes_png_table_and_json(frozen_run, tmp_path):
+    figure = tmp_path / "modes.png"
+    result = runner.invoke(app, ["inspect-modes", frozen_run, "--output", str(figure), "--json", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    image = matplotlib.image.imread(figure)
+    assert image.shape[0] >= 600 and image.shape[1] >= 900 and image.std() > 0
+    document = json.loads(result.stdout)
+    explained = np.array(document["explained_variance"])
+    assert len(explained) == 3 and explained.sum() <= 1 + 1e-9 and (np.diff(explained) <= 1e-12).all()
+    memory = load_run(frozen_run).model.memory
+    spectrum = memory.spectrum()
+    np.testing.assert_allclose(document["eigenvalues"], spectrum.eigenvalues[:3].numpy())
+    np.testing.assert_allclose(explained, explained_variance(spectrum)[:3].numpy())
+    np.testing.assert_allclose(np.array(document["modes"]).T, spectrum.modes[:, :3].numpy())
+    np.testing.assert_allclose(document["tokens"], memory.frozen_tokens.numpy(), rtol=1e-6, atol=1e-7)
+    assert "cumulative" in result.stderr
+
+
+def test_inspect_modes_empty_memory_offers_rebuild(reset_run, tmp_path):
+    figure = tmp_path / "modes.svg"
+    empty = runner.invoke(app, ["inspect-modes", reset_run, "--output", str(figure)])
+    assert empty.exit_code == 1 and "--from-data" in empty.stderr and not figure.exists()
+    rebuilt = runner.invoke(app, ["inspect-modes", reset_run, "--output", str(figure), "--from-data", str(ETTH1)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert figure.read_text().lstrip().startswith("<?xml") and "rebuilt" in rebuilt.stderr
+    checkpoint_state = torch.load(f"{reset_run}/checkpoint.pt", weights_only=True)["state_dict"]
+    assert int(checkpoint_state["memory.filled"]) == 0, "inspecting never rewrites the checkpoint"
