@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from specmem_cli import __version__
 from specmem_cli.errors import SpecmemError
 
-MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set")
+MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set", "--model")
 
 
 class MultiValueGroup(TyperGroup):
@@ -133,7 +133,12 @@ def train(
         list[int] | None, typer.Option("--pred-len", help="Horizons, e.g. --pred-len 96 192 336 720.")
     ] = None,
     seeds: Annotated[list[int] | None, typer.Option("--seeds", help="Seeds, e.g. --seeds 2019 2020 2021.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (klmemory).")] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", help="Model(s): klmemory, dlinear, patchtst, itransformer, ...; several run side by side."
+        ),
+    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Config overrides key=value, e.g. --set train.epochs=3 model.d_model=64."),
@@ -152,32 +157,42 @@ def train(
 
     With no arguments, runs the built-in demo (synthetic data, small model) end to end.
     """
-    from specmem_cli.render import RichSweepReporter, results_table, stderr, summarise
-    from specmem_cli.training.config import apply_overrides, load_config
-    from specmem_cli.training.runs import SweepReporter, run_sweep
+    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, summarise
+    from specmem_cli.training.config import apply_overrides, load_config, with_model
+    from specmem_cli.training.runs import run_sweep
 
-    experiment = load_config(config)
+    base = load_config(config)
     settings = list(overrides or [])
-    for key, value in (("data.name", data), ("model.name", model), ("data.date_col", date_col), ("data.fill", fill)):
+    for key, value in (("data.name", data), ("data.date_col", date_col), ("data.fill", fill)):
         if value is not None:
             settings.append(f"{key}={json.dumps(value)}")
     if pred_len:
         settings.append(f"data.pred_lens={json.dumps(pred_len)}")
     if seeds:
         settings.append(f"seeds={json.dumps(seeds)}")
-    experiment = apply_overrides(experiment, settings)
+    experiments = [apply_overrides(with_model(base, name), settings) for name in (models or [base.model_name])]
     out_dir = out or Path("runs") / Path(config or "demo").stem
-    total = len(experiment.data.pred_lens) * len(experiment.seeds)
-    if quiet:
-        records = run_sweep(experiment, out_dir, SweepReporter())
-    else:
-        with RichSweepReporter(total) as reporter:
-            records = run_sweep(experiment, out_dir, reporter)
-    title = f"{experiment.model_name} on {records[0].dataset} (seq_len {experiment.data.seq_len}), test split"
-    stderr.print(results_table(records, title))
+    total = sum(len(e.data.pred_lens) * len(e.seeds) for e in experiments)
+    records_by_model = {}
+    with RichSweepReporter(total, quiet) as reporter:
+        for experiment in experiments:
+            records_by_model[experiment.model_name] = run_sweep(experiment, out_dir, reporter)
+    for experiment in experiments:
+        records = records_by_model[experiment.model_name]
+        title = f"{experiment.model_name} on {records[0].dataset} (seq_len {experiment.data.seq_len}), test split"
+        stderr.print(results_table(records, title))
+    if len(experiments) > 1:
+        stderr.print(comparison_table(records_by_model))
     stderr.print(f"runs in {out_dir}", highlight=False)
     if as_json:
-        _emit_json({"runs": [r.to_dict() for r in records], "summary": summarise(records)})
+        _emit_json(
+            {
+                "runs": [r.to_dict() for records in records_by_model.values() for r in records],
+                "summary": {name: summarise(records) for name, records in records_by_model.items()}
+                if len(experiments) > 1
+                else summarise(next(iter(records_by_model.values()))),
+            }
+        )
 
 
 @app.command()

@@ -89,10 +89,40 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
     return table
 
 
+def comparison_table(records_by_model: dict[str, Sequence[RunRecord]]) -> Table:
+    """Model x horizon test MSE (mean ± std over seeds) and the average; the best mean per column in bold."""
+    summaries = {name: summarise(records) for name, records in records_by_model.items()}
+    horizons = sorted({h for summary in summaries.values() for h in summary["horizons"]})
+    columns = [*horizons, "avg"]
+
+    def cell(summary: dict, column) -> dict | None:
+        return summary["average"] if column == "avg" else summary["horizons"].get(column)
+
+    best = {}
+    for column in columns:
+        means = [cell(s, column)["mse"] for s in summaries.values() if cell(s, column) is not None]
+        best[column] = min(means) if means else None
+    table = Table(title="summary: test MSE, mean ± std over seeds (best in bold)", title_justify="left")
+    table.add_column("model")
+    for column in columns:
+        table.add_column(str(column), justify="right")
+    for name, summary in summaries.items():
+        cells = []
+        for column in columns:
+            stats = cell(summary, column)
+            if stats is None:
+                cells.append("-")
+                continue
+            text = f"{stats['mse']:.4f} ± {stats['mse_std']:.4f}"
+            cells.append(f"[bold]{text}[/]" if stats["mse"] == best[column] else text)
+        table.add_row(name, *cells)
+    return table
+
+
 class RichSweepReporter(SweepReporter):
     """Run, epoch and step bars with the running loss and ETA."""
 
-    def __init__(self, total_runs: int):
+    def __init__(self, total_runs: int, quiet: bool = False):
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -102,7 +132,9 @@ class RichSweepReporter(SweepReporter):
             TimeRemainingColumn(),
             console=stderr,
             transient=False,
+            disable=quiet,
         )
+        self.quiet = quiet
         self.runs = self.progress.add_task("runs", total=total_runs, info="")
         self.epochs = self.steps = None
 
@@ -129,9 +161,10 @@ class RichSweepReporter(SweepReporter):
     def end_epoch(self, epoch: int, train_loss: float, val_mse: float, lr: float, improved: bool) -> None:
         mark = " *" if improved else ""
         self.progress.update(self.epochs, completed=epoch + 1, info=f"val {val_mse:.4f}{mark}")
-        self.progress.console.print(
-            f"  epoch {epoch + 1}: train {train_loss:.4f}  val {val_mse:.4f}{mark}  lr {lr:.2e}", highlight=False
-        )
+        if not self.quiet:
+            self.progress.console.print(
+                f"  epoch {epoch + 1}: train {train_loss:.4f}  val {val_mse:.4f}{mark}  lr {lr:.2e}", highlight=False
+            )
 
     def end_run(self, record: RunRecord) -> None:
         if self.epochs is not None:
@@ -139,10 +172,12 @@ class RichSweepReporter(SweepReporter):
             self.progress.remove_task(self.steps)
             self.epochs = self.steps = None
         how = "reused" if record.reused else f"{record.seconds:.1f}s"
-        self.progress.console.print(
-            f"[green]done[/] pl={record.pred_len} seed={record.seed}: MSE {record.mse:.4f} MAE {record.mae:.4f} ({how})",
-            highlight=False,
-        )
+        if not self.quiet:
+            self.progress.console.print(
+                f"[green]done[/] {record.model} pl={record.pred_len} seed={record.seed}: "
+                f"MSE {record.mse:.4f} MAE {record.mae:.4f} ({how})",
+                highlight=False,
+            )
         self.progress.advance(self.runs)
 
 

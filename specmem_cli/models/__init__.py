@@ -14,9 +14,23 @@ import inspect
 from torch import nn
 
 from specmem_cli.errors import ConfigError
+from specmem_cli.models.autoformer import Autoformer
+from specmem_cli.models.dlinear import DLinear
+from specmem_cli.models.itransformer import ITransformer
 from specmem_cli.models.klmemory import KLMemoryForecaster
+from specmem_cli.models.patchtst import PatchTST
+from specmem_cli.models.timesnet import TimesNet
+from specmem_cli.models.timexer import TimeXer
 
-MODELS: dict[str, type[nn.Module]] = {"klmemory": KLMemoryForecaster}
+MODELS: dict[str, type[nn.Module]] = {
+    "klmemory": KLMemoryForecaster,
+    "dlinear": DLinear,
+    "patchtst": PatchTST,
+    "itransformer": ITransformer,
+    "timexer": TimeXer,
+    "timesnet": TimesNet,
+    "autoformer": Autoformer,
+}
 _SHAPE_ARGUMENTS = ("seq_len", "pred_len", "n_channels")
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from specmem_cli.memory import SpectralMemory
+from specmem_cli.models.layers import denormalise, normalise
 
 
 class KLMemoryForecaster(nn.Module):
@@ -89,9 +90,7 @@ class KLMemoryForecaster(nn.Module):
         whenever ``write_memory`` is True (rebuilding a memory from data in eval mode).
         """
         batch, length, channels = x.shape
-        mean = x.mean(dim=1, keepdim=True)
-        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
-        normalised = (x - mean) / std
+        normalised, mean, std = normalise(x)
         series = normalised.permute(0, 2, 1).reshape(batch * channels, length, 1)
         hidden = self.dropout(self.embedding(series) + self.positions)
         n_memory = 0
@@ -105,4 +104,4 @@ class KLMemoryForecaster(nn.Module):
             self.memory.write((weights * encoded).sum(dim=1).mean(dim=0))
         forecast = self.head(encoded.reshape(batch * channels, -1))
         forecast = forecast.reshape(batch, channels, self.pred_len).permute(0, 2, 1)
-        return forecast * std + mean
+        return denormalise(forecast, mean, std)

@@ -170,6 +170,25 @@ def load_config(path_or_preset: str | Path | None = None) -> ExperimentConfig:
     return config_from_dict(read_yaml(path), source=str(path))
 
 
+def model_preset(name: str) -> dict[str, Any]:
+    """Default hyper-parameters of a registered model for ETTh1 at look-back 96 (``configs/models/NAME.yaml``)."""
+    path = resources.files("specmem_cli") / "configs" / "models" / f"{name}.yaml"
+    if not path.is_file():
+        return {"name": name}
+    return {**read_yaml(Path(str(path))), "name": name}
+
+
+def with_model(config: ExperimentConfig, name: str) -> ExperimentConfig:
+    """The same experiment with another model: its own preset unless it is the config's model already."""
+    if name == config.model_name:
+        return config
+    raw = config.to_dict()
+    preset = model_preset(name)
+    raw["train"].update(preset.pop("train", {}))  # a preset may carry its paper's training settings
+    raw["model"] = preset
+    return config_from_dict(raw)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
