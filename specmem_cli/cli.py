@@ -152,6 +152,19 @@ def train(
         bool, typer.Option("--json", help="Print run records and the summary as JSON on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes); results equal a serial sweep's.")] = 1,
+    threads_per_job: Annotated[
+        int | None, typer.Option(help="Torch threads per run (default: cores / jobs, so jobs never oversubscribe).")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="loky (local processes) or dask (a cluster; pip install 'specmem[dask]').")
+    ] = "loky",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address (tcp://host:8786); without it, --backend dask starts a local cluster."
+        ),
+    ] = None,
 ) -> None:
     """Train and test every (horizon, seed) run of a config; reruns skip finished runs.
 
@@ -170,13 +183,19 @@ def train(
         settings.append(f"data.pred_lens={json.dumps(pred_len)}")
     if seeds:
         settings.append(f"seeds={json.dumps(seeds)}")
+    if jobs < 1:
+        raise SpecmemError("--jobs must be at least 1")
+    if threads_per_job is not None:
+        settings.append(f"train.threads={threads_per_job}")
     experiments = [apply_overrides(with_model(base, name), settings) for name in (models or [base.model_name])]
     out_dir = out or Path("runs") / Path(config or "demo").stem
     total = sum(len(e.data.pred_lens) * len(e.seeds) for e in experiments)
     records_by_model = {}
     with RichSweepReporter(total, quiet) as reporter:
         for experiment in experiments:
-            records_by_model[experiment.model_name] = run_sweep(experiment, out_dir, reporter)
+            records_by_model[experiment.model_name] = run_sweep(
+                experiment, out_dir, reporter, jobs=jobs, backend=backend, scheduler=scheduler
+            )
     for experiment in experiments:
         records = records_by_model[experiment.model_name]
         title = f"{experiment.model_name} on {records[0].dataset} (seq_len {experiment.data.seq_len}), test split"

@@ -72,7 +72,10 @@ def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> Experiment
 
 
 def _fingerprint(config: ExperimentConfig) -> str:
-    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    """Identity of a run's settings; the thread count is left out so a sweep can resume with other parallelism."""
+    raw = config.to_dict()
+    raw["train"].pop("threads", None)
+    text = json.dumps(raw, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -83,24 +86,59 @@ def load_data(config: ExperimentConfig, pred_len: int, table=None) -> PreparedDa
     return prepare(table, data.seq_len, data.label_len, pred_len, data.features, data.target, data.split)
 
 
-def run_sweep(config: ExperimentConfig, out_dir: Path, reporter: SweepReporter | None = None) -> list[RunRecord]:
-    """Every (horizon, seed) run of ``config`` under ``out_dir``; finished runs are reused, not redone."""
+def run_sweep(
+    config: ExperimentConfig,
+    out_dir: Path,
+    reporter: SweepReporter | None = None,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    execute=None,
+) -> list[RunRecord]:
+    """Every (horizon, seed) run of ``config`` under ``out_dir``; finished runs are reused, not redone.
+
+    ``jobs > 1`` (or ``backend='dask'``) runs the unfinished ones in parallel worker processes,
+    each with ``train.threads`` torch threads (default: the cores divided by ``jobs``); the records
+    come back in the same order as a serial sweep's. ``execute`` replaces how one run is executed
+    in a worker (see :func:`~specmem_cli.training.parallel.execute_job`).
+    """
+    from specmem_cli.training import parallel
+
+    if backend not in parallel.BACKENDS:
+        raise SpecmemError(f"unknown backend '{backend}'; use one of: {', '.join(parallel.BACKENDS)}")
     reporter = reporter or SweepReporter()
+    grid = [(p, s) for p in config.data.pred_lens for s in config.seeds]
+    singles = {(p, s): run_config(config, p, s) for p, s in grid}
+    run_dirs = {(p, s): out_dir / run_name(config, p, s) for p, s in grid}
+    records = {key: finished_record(run_dirs[key], singles[key]) for key in grid}
+    for record in records.values():
+        if record is not None:
+            reporter.end_run(record)
+    todo = [key for key in grid if records[key] is None]
+    if jobs > 1 or backend == "dask":
+        threads = config.train.threads or parallel.default_threads(jobs)
+        work = [parallel.RunJob(singles[key].to_dict(), run_dirs[key], threads) for key in todo]
+        by_dir = {str(run_dirs[key]): key for key in todo}
+
+        def done(record: RunRecord) -> None:
+            records[by_dir[record.run_dir]] = record
+            reporter.end_run(record)
+
+        if work:
+            parallel.run_parallel(work, jobs, backend, scheduler, done, execute or parallel.execute_job)
+        return [records[key] for key in grid]
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    table = load_table(config.data.name, config.data.date_col, config.data.fill, registry(config.datasets))
-    jobs = [(p, s) for p in config.data.pred_lens for s in config.seeds]
-    records = []
-    for index, (pred_len, seed) in enumerate(jobs):
-        single = run_config(config, pred_len, seed)
-        run_dir = out_dir / run_name(config, pred_len, seed)
-        reporter.start_run(run_dir.name, index, len(jobs))
-        record = finished_record(run_dir, single) or train_run(
-            single, run_dir, load_data(single, pred_len, table), reporter
-        )
-        reporter.end_run(record)
-        records.append(record)
-    return records
+    table = (
+        load_table(config.data.name, config.data.date_col, config.data.fill, registry(config.datasets))
+        if todo
+        else None
+    )
+    for index, key in enumerate(todo):
+        reporter.start_run(run_dirs[key].name, index, len(todo))
+        records[key] = train_run(singles[key], run_dirs[key], load_data(singles[key], key[0], table), reporter)
+        reporter.end_run(records[key])
+    return [records[key] for key in grid]
 
 
 def finished_record(run_dir: Path, config: ExperimentConfig) -> RunRecord | None:

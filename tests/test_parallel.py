@@ -1,0 +1,98 @@
+"""Parallel sweeps: joblib processes and a Dask LocalCluster give the serial sweep's numbers; lost workers are retried."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from specmem_cli.training.parallel import execute_job
+from specmem_cli.training.runs import run_sweep
+from tests.conftest import tiny_config
+
+CONFIG = tiny_config(seeds=[1, 2], data={"pred_lens": [12, 24]}, train={"threads": 1, "max_steps": 6})
+
+
+@pytest.fixture(scope="module")
+def serial_metrics(tmp_path_factory):
+    return [(r.pred_len, r.seed, r.mse, r.mae) for r in run_sweep(CONFIG, tmp_path_factory.mktemp("serial"))]
+
+
+def metrics(records):
+    return [(r.pred_len, r.seed, r.mse, r.mae) for r in records]
+
+
+def die_once(marker: Path, job):
+    """Kill the worker process the first time any run starts, as a crashed or preempted worker would."""
+    if not marker.exists():
+        marker.write_text("killed")
+        os._exit(1)
+    return execute_job(job)
+
+
+def record_threads(directory: Path, job):
+    result = execute_job(job)
+    (directory / job.run_dir.name).write_text(str(torch.get_num_threads()))
+    return result
+
+
+def test_joblib_sweep_equals_serial(tmp_path, serial_metrics):
+    records = run_sweep(CONFIG, tmp_path, jobs=2)
+    assert metrics(records) == serial_metrics
+    assert all((Path(r.run_dir) / "metrics.json").is_file() and Path(r.run_dir).parent == tmp_path for r in records)
+    assert all(r.reused for r in run_sweep(CONFIG, tmp_path, jobs=2))
+
+
+def test_killed_worker_is_retried_and_sweep_completes(tmp_path, serial_metrics):
+    marker = tmp_path / "killed-once"
+    records = run_sweep(CONFIG, tmp_path / "runs", jobs=2, execute=functools.partial(die_once, marker))
+    assert marker.exists(), "the fault was injected"
+    assert metrics(records) == serial_metrics
+    assert not list((tmp_path / "runs").glob("*/.*.tmp"))
+
+
+def test_threads_per_job_are_pinned(tmp_path):
+    seen = tmp_path / "threads"
+    seen.mkdir()
+    two_threads = tiny_config(seeds=[1, 2], train={"threads": 2, "max_steps": 3})
+    run_sweep(two_threads, tmp_path / "runs", jobs=2, execute=functools.partial(record_threads, seen))
+    assert sorted(p.read_text() for p in seen.iterdir()) == ["2", "2"]
+
+
+def test_dask_local_cluster_equals_serial(tmp_path, serial_metrics):
+    pytest.importorskip("dask.distributed")
+    records = run_sweep(CONFIG, tmp_path, jobs=2, backend="dask")
+    assert metrics(records) == serial_metrics
+
+
+def test_cli_jobs_option(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from specmem_cli.cli import app
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(CONFIG.to_dict()))
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--jobs",
+        "2",
+        "--threads-per-job",
+        "1",
+        "--json",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["runs"]) == 4
+    bad = CliRunner().invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "o"), "--backend", "ray"])
+    assert bad.exit_code == 1 and "unknown backend 'ray'" in bad.stderr
