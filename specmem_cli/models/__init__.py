@@ -18,7 +18,10 @@ from specmem_cli.models.autoformer import Autoformer
 from specmem_cli.models.dlinear import DLinear
 from specmem_cli.models.itransformer import ITransformer
 from specmem_cli.models.klmemory import KLMemoryForecaster
+from specmem_cli.models.multires import MultiresForecaster
 from specmem_cli.models.patchtst import PatchTST
+from specmem_cli.models.recurrent import GRUForecaster, LSTMForecaster
+from specmem_cli.models.s4d import S4DForecaster
 from specmem_cli.models.timesnet import TimesNet
 from specmem_cli.models.timexer import TimeXer
 
@@ -30,6 +33,10 @@ MODELS: dict[str, type[nn.Module]] = {
     "timexer": TimeXer,
     "timesnet": TimesNet,
     "autoformer": Autoformer,
+    "gru": GRUForecaster,
+    "lstm": LSTMForecaster,
+    "s4d": S4DForecaster,
+    "multires": MultiresForecaster,
 }
 _SHAPE_ARGUMENTS = ("seq_len", "pred_len", "n_channels")
 

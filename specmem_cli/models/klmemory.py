@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.memory import SpectralMemory
 from specmem_cli.models.layers import denormalise, normalise
+from specmem_cli.models.memory_backbone import MemoryBackbone
 
 
-class KLMemoryForecaster(nn.Module):
+class KLMemoryForecaster(MemoryBackbone):
     """Channel-independent Transformer with spectral memory prefix tokens.
 
     Args:
@@ -24,8 +24,6 @@ class KLMemoryForecaster(nn.Module):
         memory_depth, n_components, memory_tokens, strategy, kernel, tau, lambda_scaling,
         projection, bottleneck_width, memory_update: passed to :class:`SpectralMemory`.
     """
-
-    supports_memory = True
 
     def __init__(
         self,
@@ -50,33 +48,27 @@ class KLMemoryForecaster(nn.Module):
         memory_update: str = "batch",
     ):
         super().__init__()
-        if memory not in ("spectral", "off"):
-            raise ValueError(f"memory must be 'spectral' or 'off', got '{memory}'")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.seq_len, self.pred_len, self.n_channels = seq_len, pred_len, n_channels
         self.embedding = nn.Linear(1, d_model)
         self.positions = nn.Parameter(torch.randn(1, seq_len, d_model) * 0.02)
         self.dropout = nn.Dropout(dropout)
-        self.memory = (
-            SpectralMemory(
-                d_model,
-                memory_depth,
-                n_components,
-                memory_tokens,
-                strategy,
-                kernel,
-                tau,
-                lambda_scaling,
-                projection,
-                bottleneck_width,
-                dropout,
-                memory_update,
-            )
-            if memory == "spectral"
-            else None
+        self.attach_memory(
+            d_model,
+            memory,
+            dropout,
+            memory_depth=memory_depth,
+            n_components=n_components,
+            memory_tokens=memory_tokens,
+            strategy=strategy,
+            kernel=kernel,
+            tau=tau,
+            lambda_scaling=lambda_scaling,
+            projection=projection,
+            bottleneck_width=bottleneck_width,
+            update=memory_update,
         )
-        self.pooling = nn.Linear(d_model, 1)
         layer = nn.TransformerEncoderLayer(
             d_model, n_heads, d_ff, dropout, activation="gelu", batch_first=True, norm_first=True
         )
@@ -93,15 +85,12 @@ class KLMemoryForecaster(nn.Module):
         normalised, mean, std = normalise(x)
         series = normalised.permute(0, 2, 1).reshape(batch * channels, length, 1)
         hidden = self.dropout(self.embedding(series) + self.positions)
-        n_memory = 0
-        if self.memory is not None:
-            tokens = self.memory(batch_size=hidden.shape[0])
-            n_memory = tokens.shape[1]
+        tokens = self.read_memory(hidden.shape[0])
+        n_memory = 0 if tokens is None else tokens.shape[1]
+        if tokens is not None:
             hidden = torch.cat([tokens, hidden], dim=1)
         encoded = self.encoder(hidden)[:, n_memory:]
-        if self.memory is not None and (self.training if write_memory is None else write_memory):
-            weights = torch.softmax(self.pooling(encoded), dim=1)
-            self.memory.write((weights * encoded).sum(dim=1).mean(dim=0))
+        self.write_memory(encoded, write_memory)
         forecast = self.head(encoded.reshape(batch * channels, -1))
         forecast = forecast.reshape(batch, channels, self.pred_len).permute(0, 2, 1)
         return denormalise(forecast, mean, std)

@@ -1,0 +1,78 @@
+"""Channel-independent recurrent forecasters (GRU, LSTM) with optional spectral memory as initial state."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from specmem_cli.models.layers import denormalise, normalise
+from specmem_cli.models.memory_backbone import MemoryBackbone
+
+
+class _RecurrentForecaster(MemoryBackbone):
+    """Normalise each window, embed each point, run the RNN over the window, map the last state to the horizon.
+
+    With ``memory='spectral'`` the mean memory token is the initial hidden state of every layer, and
+    each training batch writes its pooled outputs into the memory.
+
+    Args: ``d_model`` (hidden size), ``e_layers``, ``dropout``, and the memory options ``memory``,
+    ``memory_depth``, ``n_components``, ``memory_tokens``, ``strategy``, ``projection``.
+    """
+
+    cell: type[nn.RNNBase]
+
+    def __init__(
+        self,
+        seq_len: int,
+        pred_len: int,
+        n_channels: int,
+        d_model: int = 64,
+        e_layers: int = 1,
+        dropout: float = 0.1,
+        memory: str = "off",
+        memory_depth: int = 512,
+        n_components: int = 8,
+        memory_tokens: int = 1,
+        strategy: str = "empirical",
+        projection: str = "bottleneck",
+    ):
+        super().__init__()
+        self.pred_len, self.e_layers = pred_len, e_layers
+        self.embedding = nn.Linear(1, d_model)
+        self.rnn = self.cell(d_model, d_model, e_layers, batch_first=True, dropout=dropout if e_layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, pred_len))
+        self.attach_memory(
+            d_model,
+            memory,
+            dropout,
+            memory_depth=memory_depth,
+            n_components=n_components,
+            memory_tokens=memory_tokens,
+            strategy=strategy,
+            projection=projection,
+        )
+
+    def _initial_state(self, tokens: torch.Tensor | None):
+        if tokens is None:
+            return None
+        hidden = tokens.mean(dim=1)[None].expand(self.e_layers, -1, -1).contiguous()
+        return (hidden, torch.zeros_like(hidden)) if isinstance(self.rnn, nn.LSTM) else hidden
+
+    def forward(self, x: torch.Tensor, write_memory: bool | None = None) -> torch.Tensor:
+        batch, length, channels = x.shape
+        x, mean, std = normalise(x)
+        series = self.embedding(x.transpose(1, 2).reshape(batch * channels, length, 1))
+        outputs, _ = self.rnn(series, self._initial_state(self.read_memory(batch * channels)))
+        self.write_memory(outputs, write_memory)
+        forecast = self.head(outputs[:, -1]).reshape(batch, channels, self.pred_len).transpose(1, 2)
+        return denormalise(forecast, mean, std)
+
+
+class GRUForecaster(_RecurrentForecaster):
+    __doc__ = _RecurrentForecaster.__doc__
+    cell = nn.GRU
+
+
+class LSTMForecaster(_RecurrentForecaster):
+    __doc__ = _RecurrentForecaster.__doc__
+    cell = nn.LSTM
