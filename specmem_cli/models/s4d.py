@@ -12,8 +12,7 @@ import math
 import torch
 from torch import nn
 
-from specmem_cli.models.layers import denormalise, normalise
-from specmem_cli.models.memory_backbone import MemoryBackbone
+from specmem_cli.models.residual import ResidualMixerForecaster
 
 
 class S4DLayer(nn.Module):
@@ -43,13 +42,12 @@ class S4DLayer(nn.Module):
         return y[..., :length] + u * self.skip[:, None]
 
 
-class S4DForecaster(MemoryBackbone):
-    """Normalise, embed points, residual S4D blocks (pre-norm, GELU, dropout), flatten head.
-
-    With ``memory='spectral'`` the mean memory token conditions every step (added to the embedding).
+class S4DForecaster(ResidualMixerForecaster):
+    """Residual S4D blocks over each channel's embedded points, flatten head.
 
     Args: ``d_model``, ``state_size``, ``e_layers``, ``dropout`` and the memory options ``memory``,
-    ``memory_depth``, ``n_components``, ``memory_tokens``, ``strategy``, ``projection``.
+    ``memory_depth``, ``n_components``, ``memory_tokens``, ``strategy``, ``projection`` (spectral
+    memory conditions every step).
     """
 
     def __init__(
@@ -69,32 +67,17 @@ class S4DForecaster(MemoryBackbone):
         projection: str = "bottleneck",
     ):
         super().__init__()
-        self.pred_len = pred_len
-        self.embedding = nn.Linear(1, d_model)
-        self.layers = nn.ModuleList(S4DLayer(d_model, state_size) for _ in range(e_layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(e_layers))
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(seq_len * d_model, pred_len)
-        self.attach_memory(
+        mixers = [S4DLayer(d_model, state_size) for _ in range(e_layers)]
+        self.build(
+            seq_len,
+            pred_len,
             d_model,
-            memory,
+            mixers,
             dropout,
+            memory=memory,
             memory_depth=memory_depth,
             n_components=n_components,
             memory_tokens=memory_tokens,
             strategy=strategy,
             projection=projection,
         )
-
-    def forward(self, x: torch.Tensor, write_memory: bool | None = None) -> torch.Tensor:
-        batch, length, channels = x.shape
-        x, mean, std = normalise(x)
-        hidden = self.embedding(x.transpose(1, 2).reshape(batch * channels, length, 1))  # [n, L, d]
-        tokens = self.read_memory(hidden.shape[0])
-        if tokens is not None:
-            hidden = hidden + tokens.mean(dim=1, keepdim=True)
-        for layer, norm in zip(self.layers, self.norms, strict=True):
-            hidden = hidden + self.dropout(nn.functional.gelu(layer(norm(hidden).transpose(1, 2)).transpose(1, 2)))
-        self.write_memory(hidden, write_memory)
-        forecast = self.head(hidden.reshape(batch * channels, -1)).reshape(batch, channels, self.pred_len)
-        return denormalise(forecast.transpose(1, 2), mean, std)
