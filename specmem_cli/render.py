@@ -17,6 +17,8 @@ from rich.table import Table
 from specmem_cli.training.runs import RunRecord, SweepReporter
 
 stderr = Console(stderr=True)
+if not stderr.is_terminal:
+    stderr.width = 200  # logs and pipes: never squeeze a results table into 80 columns and truncate numbers
 
 
 def error(message: str) -> None:
@@ -93,7 +95,7 @@ def comparison_table(records_by_model: dict[str, Sequence[RunRecord]]) -> Table:
     """Model x horizon test MSE (mean ± std over seeds) and the average; the best mean per column in bold."""
     summaries = {name: summarise(records) for name, records in records_by_model.items()}
     horizons = sorted({h for summary in summaries.values() for h in summary["horizons"]})
-    columns = [*horizons, "avg"]
+    columns = [*horizons, "avg"] if len(horizons) > 1 else horizons
 
     def cell(summary: dict, column) -> dict | None:
         return summary["average"] if column == "avg" else summary["horizons"].get(column)
