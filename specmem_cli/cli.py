@@ -157,7 +157,7 @@ def train(
         int | None, typer.Option(help="Torch threads per run (default: cores / jobs, so jobs never oversubscribe).")
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="loky (local processes) or dask (a cluster; pip install 'specmem[dask]').")
+        str, typer.Option(help="loky (local processes) or dask (a cluster; pip install 'specmem\\[dask]').")
     ] = "loky",
     scheduler: Annotated[
         str | None,

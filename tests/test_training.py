@@ -234,3 +234,9 @@ def test_version_and_help():
     help_text = runner.invoke(app, ["--help"]).stdout
     for command in ("download", "train", "evaluate", "forecast", "inspect-modes"):
         assert command in help_text
+
+
+def test_error_messages_keep_square_brackets(tmp_path):
+    missing = tmp_path / "sales[2024].csv"
+    result = runner.invoke(app, ["train", "--data", str(missing), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and "sales[2024].csv: file not found" in result.stderr
