@@ -117,7 +117,9 @@ def download(
     finally:
         if progress:
             progress.close()
-    stderr.print(f"{'downloaded' if transferred else 'already verified'}: {spec.name} -> {path}", highlight=False)
+    stderr.print(
+        f"{'downloaded' if transferred else 'already verified'}: {spec.name} -> {path}", highlight=False, markup=False
+    )
     if as_json:
         _emit_json({"name": spec.name, "path": str(path), "downloaded": transferred})
 
@@ -202,7 +204,7 @@ def train(
         stderr.print(results_table(records, title))
     if len(experiments) > 1:
         stderr.print(comparison_table(records_by_model))
-    stderr.print(f"runs in {out_dir}", highlight=False)
+    stderr.print(f"runs in {out_dir}", highlight=False, markup=False)
     if as_json:
         _emit_json(
             {
@@ -318,7 +320,7 @@ def forecast(
     result = run_forecast(checkpoint, input_csv, start=start, rolling=rolling, freq=freq)
     write_forecast(result, output, chosen, overwrite)
     scored = [w for w in result.windows if w.mse is not None]
-    stderr.print(f"memory: {result.metadata['memory']}", highlight=False)
+    stderr.print(f"memory: {result.metadata['memory']}", highlight=False, markup=False)
     summary = (
         f"; mean window MSE {statistics.fmean(w.mse for w in scored):.4f} (scaled) over {len(scored)} windows"
         if scored
@@ -327,6 +329,7 @@ def forecast(
     stderr.print(
         f"wrote {len(result.windows)} forecast(s) of {result.metadata['pred_len']} steps to {output}{summary}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -348,6 +351,7 @@ def inspect_modes(
     ] = False,
 ) -> None:
     """Plot the memory's temporal eigenmodes, spectrum, K-L components and tokens; tabulate the spectrum."""
+    from rich.markup import escape
     from rich.table import Table
 
     from specmem_cli.inference.modes import PLOT_FORMATS, plot_modes
@@ -362,7 +366,8 @@ def inspect_modes(
     report = run_inspect(checkpoint, top=top, from_data=from_data)
     plot_modes(report, output, chosen)
     table = Table(
-        title=f"memory spectrum ({report.strategy}, {report.history_rows} rows, {report.source})", title_justify="left"
+        title=escape(f"memory spectrum ({report.strategy}, {report.history_rows} rows, {report.source})"),
+        title_justify="left",
     )
     for column in ("rank", "eigenvalue", "explained", "cumulative"):
         table.add_column(column, justify="right")
@@ -371,7 +376,7 @@ def inspect_modes(
     ):
         table.add_row(str(rank), f"{value:.4g}", f"{share:.2%}", f"{total:.2%}")
     stderr.print(table)
-    stderr.print(f"figure: {output}", highlight=False)
+    stderr.print(f"figure: {output}", highlight=False, markup=False)
     if as_json:
         _emit_json(report.to_json())
 

@@ -58,7 +58,7 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
     seeds = sorted({r.seed for r in records})
     lookup = {(r.pred_len, r.seed): r for r in records}
     summary = summarise(records)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("horizon", justify="right")
     for seed in seeds:
         table.add_column(f"{seed} MSE", justify="right")
@@ -218,7 +218,7 @@ class ByteProgress:
 
 def sanity_table(results: dict[str, dict[str, float] | None], title: str) -> Table:
     """Each destructive check's MSE/MAE next to normal evaluation."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in ("check", "MSE", "MAE", "MSE vs normal"):
         table.add_column(column, justify="left" if column == "check" else "right")
     normal = results["normal"]["mse"]
