@@ -137,6 +137,8 @@ def test_config_overrides_and_unknown_keys():
         apply_overrides(config, ["train.epochs"])
     with pytest.raises(ConfigError, match=re.escape("train.batch_size must be a positive integer")):
         apply_overrides(config, ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match=re.escape("train.reuse_freed_memory must be true or false")):
+        apply_overrides(config, ["train.reuse_freed_memory=maybe"])
     with pytest.raises(ConfigError, match="did you mean 'etth1_paper'"):
         load_config("etth1_papr")
 

@@ -5,7 +5,8 @@ glibc serves each of them with a fresh ``mmap`` and returns it on free, so every
 faults on hundreds of MB: on the paper configuration that is ~45% of the step time on a 2-core
 CPU (see ``benchmarks/train_step.py``). Serving them from the heap and not trimming it makes the
 second step onward reuse warm pages. The cost is that the process keeps its peak heap until it
-exits, which is what a training process does anyway.
+exits, which is what a training process does anyway; ``train.reuse_freed_memory: false`` turns it off
+for library users who share the process with other work.
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ class TrainConfig:
     max_steps: int | None = None
     memory_at_eval: str = "reset"
     threads: int | None = None
+    # glibc keeps freed memory for reuse: ~2x faster steps on the paper model; the process keeps its peak heap.
+    reuse_freed_memory: bool = True
 
 
 @dataclass
@@ -159,6 +161,7 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
         train.threads is None or (_is_int(train.threads) and train.threads > 0),
         "train.threads must be a positive integer",
     )
+    need(isinstance(train.reuse_freed_memory, bool), "train.reuse_freed_memory must be true or false")
     need(isinstance(config.model.get("name"), str), "model.name must be a string")
 
 

@@ -72,9 +72,11 @@ def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> Experiment
 
 
 def _fingerprint(config: ExperimentConfig) -> str:
-    """Identity of a run's settings; the thread count is left out so a sweep can resume with other parallelism."""
+    """Identity of a run's settings, less those that never change its numbers' meaning (thread count,
+    allocator), so a sweep can resume with other parallelism."""
     raw = config.to_dict()
-    raw["train"].pop("threads", None)
+    for key in ("threads", "reuse_freed_memory"):
+        raw["train"].pop(key, None)
     text = json.dumps(raw, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

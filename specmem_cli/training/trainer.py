@@ -107,7 +107,8 @@ def fit(
 ) -> FitResult:
     """Train with early stopping on validation; leaves ``model`` holding the best epoch's state."""
     reporter = reporter or Reporter()
-    reuse_freed_memory()
+    if config.reuse_freed_memory:
+        reuse_freed_memory()
     generator = seed_everything(seed)
     # fused=True: one kernel over all parameters instead of a Python loop (0.9 s -> 0.07 s per
     # step on the 157M-parameter paper model); same update rule.
