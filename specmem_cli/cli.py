@@ -310,13 +310,12 @@ def forecast(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Forecast the next pred_len steps of a CSV with a trained model and write them to a file."""
+    from specmem_cli.inference.forecast import check_output, output_format, write_forecast
     from specmem_cli.inference.forecast import forecast as run_forecast
-    from specmem_cli.inference.forecast import output_format, write_forecast
     from specmem_cli.render import stderr
 
     chosen = output_format(output, fmt)
-    if output.exists() and not overwrite:
-        raise SpecmemError(f"{output} already exists; pass --overwrite to replace it")
+    check_output(output, overwrite)  # before the forecast, so a wrong --output costs nothing
     result = run_forecast(checkpoint, input_csv, start=start, rolling=rolling, freq=freq)
     write_forecast(result, output, chosen, overwrite)
     scored = [w for w in result.windows if w.mse is not None]

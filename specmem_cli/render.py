@@ -43,13 +43,21 @@ def summarise(records: Sequence[RunRecord]) -> dict:
         mae, mae_std = mean_std([r.mae for r in runs])
         horizons[pred_len] = {"mse": mse, "mse_std": mse_std, "mae": mae, "mae_std": mae_std, "seeds": len(runs)}
     seeds = sorted({r.seed for r in records})
-    per_seed_average = [statistics.fmean(r.mse for r in records if r.seed == s) for s in seeds]
-    per_seed_average_mae = [statistics.fmean(r.mae for r in records if r.seed == s) for s in seeds]
-    avg_mse, avg_mse_std = mean_std(per_seed_average)
-    avg_mae, avg_mae_std = mean_std(per_seed_average_mae)
+    per_seed = {
+        s: {metric: statistics.fmean(getattr(r, metric) for r in records if r.seed == s) for metric in ("mse", "mae")}
+        for s in seeds
+    }
+    avg_mse, avg_mse_std = mean_std([v["mse"] for v in per_seed.values()])
+    avg_mae, avg_mae_std = mean_std([v["mae"] for v in per_seed.values()])
     return {
         "horizons": horizons,
-        "average": {"mse": avg_mse, "mse_std": avg_mse_std, "mae": avg_mae, "mae_std": avg_mae_std},
+        "average": {
+            "mse": avg_mse,
+            "mse_std": avg_mse_std,
+            "mae": avg_mae,
+            "mae_std": avg_mae_std,
+            "per_seed": per_seed,
+        },
     }
 
 
@@ -77,11 +85,8 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
             f"{stats['mae']:.4f} ± {stats['mae_std']:.4f}",
         )
     if len(summary["horizons"]) > 1:
-        cells = []
-        for seed in seeds:
-            runs = [r for r in records if r.seed == seed]
-            cells += [f"{statistics.fmean(r.mse for r in runs):.4f}", f"{statistics.fmean(r.mae for r in runs):.4f}"]
         average = summary["average"]
+        cells = [f"{average['per_seed'][seed][metric]:.4f}" for seed in seeds for metric in ("mse", "mae")]
         table.add_row(
             "avg",
             *cells,

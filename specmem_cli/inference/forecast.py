@@ -195,13 +195,18 @@ def to_json(result: ForecastResult) -> dict:
     }
 
 
-def write_forecast(result: ForecastResult, path: Path, fmt: str, overwrite: bool, date_column: str = "date") -> None:
-    """Write atomically; an existing file is replaced only with ``overwrite``."""
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing file without ``overwrite``, or to write into a missing or read-only directory."""
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists; pass --overwrite to replace it")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir() or not os.access(directory, os.W_OK):
         raise DataError(f"cannot write to {directory}: not an existing writable directory; choose another --output")
+
+
+def write_forecast(result: ForecastResult, path: Path, fmt: str, overwrite: bool, date_column: str = "date") -> None:
+    """Write atomically; an existing file is replaced only with ``overwrite``."""
+    check_output(path, overwrite)
     if fmt == "json":
         text = json.dumps(to_json(result), indent=2)
         atomic_write(path, lambda temp: temp.write_text(text + "\n"))

@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specmem_cli.data.table import read_table
 from specmem_cli.errors import SpecmemError
 from specmem_cli.memory import explained_variance
 from specmem_cli.training.checkpoint import atomic_write
-from specmem_cli.training.config import config_from_dict
-from specmem_cli.training.runs import load_data, load_run
+from specmem_cli.training.runs import load_run
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 
@@ -82,10 +80,7 @@ def inspect_modes(checkpoint: Path, top: int | None = None, from_data: Path | No
 
 
 def _rebuild(run, csv_path: Path) -> None:
-    read_table(csv_path, date_col=run.checkpoint.get("date_column"))  # same validation errors as everywhere
-    raw = run.config.to_dict()
-    raw["data"]["name"] = str(csv_path)
-    data = load_data(config_from_dict(raw), run.config.data.pred_lens[0])
+    data = run.data(csv_path)
     memory = run.model.memory
     memory.reset()
     run.model.eval()

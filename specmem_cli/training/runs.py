@@ -260,9 +260,10 @@ class LoadedRun:
     scaler: StandardScaler
     path: Path
 
-    def data(self) -> PreparedData:
-        """Re-prepare the training data set; an error if it no longer matches the checkpoint's scaler."""
-        name = self.checkpoint.get("data_path") or self.config.data.name
+    def data(self, source: str | Path | None = None) -> PreparedData:
+        """Re-prepare the training data set (or ``source``, a copy of it); an error if it no longer matches
+        the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
+        name = str(source) if source is not None else self.checkpoint.get("data_path") or self.config.data.name
         raw = self.config.to_dict()
         raw["data"]["name"] = name
         data = load_data(config_from_dict(raw), self.config.data.pred_lens[0])
