@@ -30,7 +30,7 @@ def test_etth1_matches_tsl_protocol(etth1, pred_len):
     assert (len(data.train), len(data.val), len(data.test)) == (counts["train"], counts["val"], counts["test"])
     np.testing.assert_allclose(data.scaler.mean_, PROTOCOL["train_mean"], rtol=1e-9)
     np.testing.assert_allclose(data.scaler.scale_, PROTOCOL["train_std"], rtol=1e-9)
-    inputs, targets = data.test.batch(torch.tensor([0]))
+    inputs, targets, _ = data.test.batch(torch.tensor([0]))
     np.testing.assert_allclose(inputs[0, 0].numpy(), PROTOCOL["test_first_window_first_row_scaled"], atol=1e-6)
     # the first predicted row sits label_len rows into the target window
     np.testing.assert_allclose(targets[0, 48].numpy(), PROTOCOL["test_first_target_row_scaled_pl96"], atol=1e-6)
@@ -45,7 +45,7 @@ def test_etth1_borders_ignore_rows_past_14400(etth1):
 def test_windows_are_views_matching_manual_slices():
     data = prepare(synthetic_table(), seq_len=48, label_len=24, pred_len=12)
     index = torch.tensor([0, 5, 17])
-    inputs, targets = data.train.batch(index)
+    inputs, targets, _ = data.train.batch(index)
     series = data.train.series
     for row, start in enumerate(index.tolist()):
         torch.testing.assert_close(inputs[row], series[start : start + 48])
@@ -55,7 +55,7 @@ def test_windows_are_views_matching_manual_slices():
 
 def test_batches_cover_every_window_once_without_dropping():
     data = prepare(synthetic_table(), seq_len=48, label_len=24, pred_len=12)
-    sizes = [x.shape[0] for x, _ in data.val.batches(32, shuffle=True, generator=torch.Generator().manual_seed(0))]
+    sizes = [x.shape[0] for x, *_ in data.val.batches(32, shuffle=True, generator=torch.Generator().manual_seed(0))]
     assert sum(sizes) == len(data.val) and sizes[-1] <= 32
 
 
@@ -70,7 +70,7 @@ def test_feature_modes_put_target_last():
     many_to_one = prepare(table, 48, 24, 12, features="MS", target="HUFL")
     assert single.columns == ["OT"] and single.output_columns == ["OT"]
     assert many_to_one.columns[-1] == "HUFL" and many_to_one.output_columns == ["HUFL"]
-    _, targets = many_to_one.train.batch(torch.tensor([0]))
+    _, targets, _ = many_to_one.train.batch(torch.tensor([0]))
     assert targets.shape[-1] == 1
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.data.table import SeriesTable
 from specmem_cli.data.windows import WindowSet
@@ -66,6 +67,7 @@ class PreparedData:
     features: str
     borders: list[tuple[int, int]]
     table: SeriesTable
+    time_axis: TimeAxis
 
     def split(self, name: str) -> WindowSet:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -121,6 +123,7 @@ def prepare(
     borders = split_borders(table.n_rows, seq_len, scheme)
     scaler = StandardScaler().fit(values[borders[0][0] : borders[0][1]])
     scaled = torch.from_numpy(scaler.transform(values)).float()
+    time_axis = TimeAxis.of(table.dates)
     output_channels = slice(len(inputs) - len(outputs), len(inputs))
     windows = []
     for name, (start, end) in zip(SPLIT_NAMES, borders, strict=True):
@@ -130,5 +133,6 @@ def prepare(
                 f"{table.source}: the {name} split has {rows} rows, too few for seq_len {seq_len} + pred_len {pred_len}; "
                 "use a longer series or shorter windows"
             )
-        windows.append(WindowSet(scaled[start:end], seq_len, label_len, pred_len, output_channels))
-    return PreparedData(*windows, scaler, inputs, outputs, target, features, borders, table)
+        positions = time_axis.positions(table.dates[start:end])
+        windows.append(WindowSet(scaled[start:end], seq_len, label_len, pred_len, output_channels, positions))
+    return PreparedData(*windows, scaler, inputs, outputs, target, features, borders, table, time_axis)

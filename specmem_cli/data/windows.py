@@ -13,10 +13,20 @@ class WindowSet:
     ``inputs`` is ``series`` rows ``[s, s + seq_len)``; ``targets`` is rows
     ``[s + seq_len - label_len, s + seq_len + pred_len)`` of the output channels, for every start
     ``s`` with a complete target (TSL's count: ``rows - seq_len - pred_len + 1``).
-    Both are strided views of one tensor: no window is copied until it is batched.
+    Both are strided views of one tensor: no window is copied until it is batched. ``positions``
+    holds each series row's clock position (see :class:`~specmem_cli.data.calendar.TimeAxis`); a
+    window's position is that of its first input row. Without it, rows count from 0.
     """
 
-    def __init__(self, series: torch.Tensor, seq_len: int, label_len: int, pred_len: int, output_channels: slice):
+    def __init__(
+        self,
+        series: torch.Tensor,
+        seq_len: int,
+        label_len: int,
+        pred_len: int,
+        output_channels: slice,
+        positions: torch.Tensor | None = None,
+    ):
         self.seq_len, self.label_len, self.pred_len = seq_len, label_len, pred_len
         self.series = series
         self.count = series.shape[0] - seq_len - pred_len + 1
@@ -25,17 +35,24 @@ class WindowSet:
         self._inputs = series.unfold(0, seq_len, 1)[: self.count]  # [N, C, seq_len]
         target_rows = series[seq_len - label_len :, output_channels]
         self._targets = target_rows.unfold(0, label_len + pred_len, 1)[: self.count]  # [N, C_out, label+pred]
+        rows = torch.arange(series.shape[0]) if positions is None else positions
+        self.positions = rows[: self.count]
 
     def __len__(self) -> int:
         return self.count
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs ``[B, seq_len, C]`` and targets ``[B, label_len + pred_len, C_out]`` for ``index``."""
-        return self._inputs[index].transpose(1, 2), self._targets[index].transpose(1, 2)
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs ``[B, seq_len, C]``, targets ``[B, label_len + pred_len, C_out]`` and positions ``[B]``."""
+        return self._inputs[index].transpose(1, 2), self._targets[index].transpose(1, 2), self.positions[index]
+
+    def inputs_and_futures(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every window ``[N, C, seq_len]`` and the ``pred_len`` rows after it for *all* channels ``[N, C, pred_len]``
+        (views; a memory built from the training trajectory stores both)."""
+        return self._inputs, self.series[self.seq_len :].unfold(0, self.pred_len, 1)[: self.count]
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Every window once, in order or shuffled; the last batch may be short (no dropped windows)."""
         order = torch.randperm(self.count, generator=generator) if shuffle else torch.arange(self.count)
         for start in range(0, self.count, batch_size):

@@ -16,8 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.table import SeriesTable, read_table
 from specmem_cli.errors import DataError
+from specmem_cli.memory.analog import AnalogMemory
+from specmem_cli.models import forecast as run_model
 from specmem_cli.training.checkpoint import atomic_write
 from specmem_cli.training.runs import LoadedRun, load_run
 
@@ -46,11 +49,23 @@ def memory_description(run: LoadedRun) -> str:
     memory = getattr(run.model, "memory", None)
     if memory is None:
         return "off (model has no memory)"
+    if isinstance(memory, AnalogMemory):
+        return (
+            f"analog: {memory.n_entries} training windows as K-L keys ({memory.key_modes} modes)"
+            if memory.ready
+            else "reset: empty, so the forecasts are the model's own"
+        )
     if bool(memory.is_frozen):
         return f"frozen: tokens fixed from {memory.n_rows} history rows at the end of training"
     return f"{run.checkpoint.get('memory_at_eval', 'reset')}: {memory.n_rows} history rows" + (
         " (empty, so the memory tokens are zero, as in the published evaluation)" if not memory.ready else ""
     )
+
+
+def time_axis(run: LoadedRun, table: SeriesTable) -> TimeAxis:
+    """The training clock, so a learned cycle keeps its phase on any file (older checkpoints: this file's clock)."""
+    state = run.checkpoint.get("time_axis")
+    return TimeAxis.from_state(state) if state else TimeAxis.of(table.dates)
 
 
 def check_columns(table: SeriesTable, run: LoadedRun) -> None:
@@ -106,6 +121,7 @@ def forecast(
             "give more history or a later --start"
         )
     scaled = run.scaler.transform(values)
+    positions = time_axis(run, table).positions(table.dates)
     n_out = len(outputs)
     windows = []
     for origin in origins:
@@ -113,7 +129,9 @@ def forecast(
         if not np.isfinite(window).all():
             raise DataError(f"{table.source}: NaN/inf in the {seq_len} rows before row {origin + 1}; clean them first")
         with torch.no_grad():
-            prediction = run.model(torch.from_numpy(window).float()[None])[0, :, -n_out:].double().numpy()
+            inputs = torch.from_numpy(window).float()[None]
+            prediction = run_model(run.model, inputs, positions[origin - seq_len : origin - seq_len + 1])
+            prediction = prediction[0, :, -n_out:].double().numpy()
         dates = pd.date_range(table.dates[origin - 1], periods=pred_len + 1, freq=step)[1:]
         known = scaled[origin : origin + pred_len, -n_out:]
         actual = np.full((pred_len, n_out), np.nan)

@@ -85,7 +85,7 @@ def _rebuild(run, csv_path: Path) -> None:
     memory.reset()
     run.model.eval()
     with torch.no_grad():
-        for inputs, _ in data.train.batches(run.config.train.batch_size):
+        for inputs, *_ in data.train.batches(run.config.train.batch_size):
             run.model(inputs, write_memory=True)
     if not memory.ready:
         raise SpecmemError(f"{csv_path}: too few training windows to fill the memory ({memory.n_rows} rows)")

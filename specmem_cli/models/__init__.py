@@ -3,7 +3,9 @@
 Every model takes ``(seq_len, pred_len, n_channels, **hyper_parameters)`` and maps an input
 window ``[B, seq_len, C]`` to a forecast ``[B, pred_len, C]``. Models with a spectral memory
 expose it as ``model.memory`` (a :class:`~specmem_cli.memory.SpectralMemory` or None), which is
-how the trainer applies the evaluation-time memory policy without knowing the model.
+how the trainer applies the evaluation-time memory policy without knowing the model. A model
+with ``uses_positions = True`` also takes each window's clock position (:func:`forecast` passes
+it), and one with ``build_memory(train_windows)`` builds its memory from the training trajectory.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import difflib
 import inspect
 
+import torch
 from torch import nn
 
 from specmem_cli.errors import ConfigError
 from specmem_cli.models.autoformer import Autoformer
 from specmem_cli.models.dlinear import DLinear
 from specmem_cli.models.itransformer import ITransformer
+from specmem_cli.models.klcycle import KLCycleForecaster
 from specmem_cli.models.klmemory import KLMemoryForecaster
 from specmem_cli.models.multires import MultiresForecaster
 from specmem_cli.models.patchtst import PatchTST
@@ -27,6 +31,7 @@ from specmem_cli.models.timexer import TimeXer
 
 MODELS: dict[str, type[nn.Module]] = {
     "klmemory": KLMemoryForecaster,
+    "klcycle": KLCycleForecaster,
     "dlinear": DLinear,
     "patchtst": PatchTST,
     "itransformer": ITransformer,
@@ -71,3 +76,10 @@ def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params:
         return model_class(name)(seq_len, pred_len, n_channels, **params)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model '{name}': {exc}") from None
+
+
+def forecast(model: nn.Module, inputs: torch.Tensor, positions: torch.Tensor | None = None, **options) -> torch.Tensor:
+    """Run any registered model on ``inputs``; phase-aware models also get the windows' ``positions``."""
+    if getattr(model, "uses_positions", False):
+        return model(inputs, positions=positions, **options)
+    return model(inputs, **options)

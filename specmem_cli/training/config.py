@@ -20,6 +20,8 @@ import yaml
 from specmem_cli.errors import ConfigError
 
 MEMORY_AT_EVAL = ("reset", "frozen")
+LR_SCHEDULES = ("type1", "type3", "constant")
+LOSSES = ("mse", "huber")
 
 
 class _Loader(yaml.SafeLoader):
@@ -65,6 +67,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-4
     lr_schedule: str = "type1"
+    loss: str = "mse"
     patience: int = 3
     max_steps: int | None = None
     memory_at_eval: str = "reset"
@@ -150,7 +153,8 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
     need(_is_int(train.epochs) and train.epochs > 0, "train.epochs must be a positive integer")
     need(_is_int(train.batch_size) and train.batch_size > 0, "train.batch_size must be a positive integer")
     need(isinstance(train.lr, (int, float)) and train.lr > 0, "train.lr must be a positive number")
-    need(train.lr_schedule in ("type1", "constant"), "train.lr_schedule must be 'type1' or 'constant'")
+    need(train.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+    need(train.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}")
     need(_is_int(train.patience) and train.patience > 0, "train.patience must be a positive integer")
     need(
         train.max_steps is None or (_is_int(train.max_steps) and train.max_steps > 0),

@@ -246,6 +246,7 @@ def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: Prepar
         "table_columns": list(data.table.columns),
         "output_columns": list(data.output_columns),
         "date_column": data.table.date_column,
+        "time_axis": data.time_axis.to_state(),
         "memory_at_eval": config.train.memory_at_eval,
     }
 

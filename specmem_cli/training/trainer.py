@@ -2,9 +2,10 @@
 
 Adam on MSE, TSL's ``type1`` learning-rate halving, early stopping on the *validation* loss with
 the best weights restored, shuffled training batches, ordered evaluation with no dropped
-windows. The test split is never touched here: :func:`evaluate_windows` is called on it once,
+windows (``train.loss`` and ``train.lr_schedule`` may differ from TSL's MSE and ``type1``). The test split is never touched here: :func:`evaluate_windows` is called on it once,
 after training, by the run driver. The memory follows the published loop (reset at the start of
-every epoch); at evaluation it is either reset (published) or frozen (kept from training).
+every epoch), or, for a memory built from the training trajectory, is rebuilt then; at evaluation
+it is either reset (published: empty) or frozen (kept from training).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from specmem_cli.data.splits import PreparedData
 from specmem_cli.data.windows import WindowSet
 from specmem_cli.errors import SpecmemError
+from specmem_cli.models import forecast
 from specmem_cli.training.allocator import reuse_freed_memory
 from specmem_cli.training.config import TrainConfig
 
@@ -59,10 +61,32 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def learning_rate(base_lr: float, epoch: int, schedule: str) -> float:
-    """LR for 0-based ``epoch``. TSL's ``type1`` keeps the first two epochs at ``base_lr`` then halves each epoch."""
+    """LR for 0-based ``epoch``. TSL's ``type1`` keeps the first two epochs at ``base_lr`` then halves each
+    epoch; ``type3`` (TSL's gentler decay, as TSL applies it) keeps four, then multiplies by 0.9 each epoch."""
     if schedule == "constant":
         return base_lr
+    if schedule == "type3":
+        return base_lr * 0.9 ** max(0, epoch - 3)
     return base_lr * 0.5 ** max(0, epoch - 1)
+
+
+def training_loss(prediction: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+    """``mse`` (TSL's), or ``huber`` (squared below one standard deviation, absolute above: large errors
+    in a shifting series pull the fit less). Evaluation is MSE/MAE either way."""
+    if loss == "huber":
+        return nn.functional.smooth_l1_loss(prediction, target, beta=1.0)
+    return nn.functional.mse_loss(prediction, target)
+
+
+def start_epoch_memory(model: nn.Module, train: WindowSet) -> None:
+    """The published loop empties a written memory every epoch; a built memory is rebuilt instead."""
+    memory = getattr(model, "memory", None)
+    if memory is None:
+        return
+    if hasattr(model, "build_memory"):
+        model.build_memory(train)
+    else:
+        memory.reset()
 
 
 def prepare_memory_for_eval(model: nn.Module, policy: str) -> None:
@@ -72,7 +96,7 @@ def prepare_memory_for_eval(model: nn.Module, policy: str) -> None:
         return
     if policy == "reset":
         memory.reset()
-    else:
+    elif hasattr(memory, "freeze"):  # a memory built from the training trajectory never changes: nothing to fix
         memory.freeze()
 
 
@@ -83,10 +107,10 @@ def predict_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_out
     ``transform(x, batch_index)`` may replace the inputs (the sanity checks use it).
     """
     model.eval()
-    for index, (inputs, targets) in enumerate(windows.batches(batch_size)):
+    for index, (inputs, targets, positions) in enumerate(windows.batches(batch_size)):
         if transform is not None:
             inputs = transform(inputs, index)
-        prediction = model(inputs)[:, -windows.pred_len :, -n_outputs:]
+        prediction = forecast(model, inputs, positions)[:, -windows.pred_len :, -n_outputs:]
         yield prediction, targets[:, -windows.pred_len :, :]
 
 
@@ -122,15 +146,14 @@ def fit(
         lr = learning_rate(config.lr, epoch, config.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if memory is not None:
-            memory.reset()  # the published loop starts every epoch with an empty memory
+        start_epoch_memory(model, data.train)
         model.train()
         reporter.start_epoch(epoch, config.epochs, data.train.n_batches(config.batch_size))
         epoch_start, losses = time.perf_counter(), []
-        for inputs, targets in data.train.batches(config.batch_size, shuffle=True, generator=generator):
+        for inputs, targets, positions in data.train.batches(config.batch_size, shuffle=True, generator=generator):
             optimizer.zero_grad(set_to_none=True)
-            prediction = model(inputs)[:, -pred_len:, -n_outputs:]
-            loss = nn.functional.mse_loss(prediction, targets[:, -pred_len:, :])
+            prediction = forecast(model, inputs, positions)[:, -pred_len:, -n_outputs:]
+            loss = training_loss(prediction, targets[:, -pred_len:, :], config.loss)
             loss.backward()
             optimizer.step()
             steps += 1
@@ -148,7 +171,7 @@ def fit(
             best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         else:
             stale += 1
-        if memory is not None:
+        if memory is not None and hasattr(memory, "unfreeze"):
             memory.unfreeze()
         reporter.end_epoch(epoch, float(np.mean(losses)), val, lr, improved)
         if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
