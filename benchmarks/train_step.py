@@ -1,12 +1,15 @@
-"""Time one training step of the klmemory model, specmem's trainer settings against plain ones.
+"""Time one training step of a config's model, specmem's trainer settings against plain ones.
 
-    python benchmarks/train_step.py [--configs etth1_paper demo] [--steps 5] [--json OUT.json]
+    python benchmarks/train_step.py [--configs etth1_paper etth1 demo] [--steps 5] [--data ETTh1.csv] [--json OUT.json]
 
 For each config preset, two fresh processes (so peak RSS is per run) time the same model and batch:
   plain   - for-loop Adam, the default glibc allocator: how the published TSL loop runs;
   specmem - what `specmem train` uses: fused Adam, freed memory kept for reuse.
-The memory holds 200 rows (mid-epoch in the published run), inputs are one batch of 32 windows.
-Printed: parameters (and the memory projection's share), median ms/step, peak RSS, speed ratio.
+klmemory configs: the memory holds 200 rows (mid-epoch in the published run), inputs are one batch of
+the config's batch size. klcycle (``etth1``): the analog memory is built from ETTh1's training windows
+(``--data``) and the steps run over real training batches, so every read is a first read (as in the
+first epoch; later epochs find their reads memoised and are cheaper).
+Printed: parameters (and the memory's share), batch size, median ms/step, peak RSS, speed ratio.
 """
 
 from __future__ import annotations
@@ -18,33 +21,46 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from specmem_cli.models import build_model
+from specmem_cli.models import build_model, forecast
 from specmem_cli.training.allocator import reuse_freed_memory
-from specmem_cli.training.config import load_config
+from specmem_cli.training.config import apply_overrides, load_config
+from specmem_cli.training.runs import load_data
+from specmem_cli.training.trainer import training_loss
+
+SHARED_ETTH1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ETT-small" / "ETTh1.csv"
 
 PUBLISHED_SECONDS_PER_STEP = 12.0  # the published implementation, measured on a 2-core CPU (see README)
 
 
-def measure(preset: str, variant: str, steps: int) -> dict:
+def measure(preset: str, variant: str, steps: int, data_path: str) -> dict:
     if variant == "specmem":
         reuse_freed_memory()
     config = load_config(preset)
-    pred_len = config.data.pred_lens[0]
+    pred_len, batch_size = config.data.pred_lens[0], config.train.batch_size
     torch.manual_seed(0)
     model = build_model(config.model_name, config.data.seq_len, pred_len, 7, config.model_params)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=variant == "specmem")
-    if model.memory is not None:
-        model.memory.write(torch.randn(min(200, model.memory.memory_depth), model.memory.d_model))
-    inputs, targets = torch.randn(32, config.data.seq_len, 7), torch.randn(32, pred_len, 7)
+    if hasattr(model, "build_memory"):  # klcycle: the memory of ETTh1's training windows, real batches
+        data = load_data(apply_overrides(config, [f"data.name={data_path}"]), pred_len)
+        model.build_memory(data.train)
+        batches = data.train.batches(batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+        batches = [next(batches) for _ in range(steps + 1)]
+    else:
+        if model.memory is not None:
+            model.memory.write(torch.randn(min(200, model.memory.memory_depth), model.memory.d_model))
+        inputs = torch.randn(batch_size, config.data.seq_len, 7)
+        batches = [(inputs, torch.randn(batch_size, pred_len, 7), torch.arange(batch_size))] * (steps + 1)
     model.train()
     times = []
-    for _ in range(steps + 1):
+    for inputs, targets, positions in batches:
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+        prediction = forecast(model, inputs, positions)[:, -pred_len:]
+        training_loss(prediction, targets[:, -pred_len:], config.train.loss).backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
     parameters = sum(p.numel() for p in model.parameters())
@@ -53,6 +69,7 @@ def measure(preset: str, variant: str, steps: int) -> dict:
         "config": preset,
         "variant": variant,
         "pred_len": pred_len,
+        "batch_size": batch_size,
         "parameters": parameters,
         "memory_share": memory_parameters / parameters,
         "ms_per_step": 1000 * statistics.median(times[1:]),
@@ -63,29 +80,41 @@ def measure(preset: str, variant: str, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=["etth1_paper", "demo"])
+    parser.add_argument("--configs", nargs="+", default=["etth1_paper", "etth1", "demo"])
+    parser.add_argument("--data", default=str(SHARED_ETTH1), help="ETTh1.csv, for the klcycle memory")
     parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up step")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], args.child[1], args.steps)))
+        print(json.dumps(measure(args.child[0], args.child[1], args.steps, args.data)))
         return
     results = []
     print(
-        f"{'config':<12} {'variant':<8} {'params':>9} {'memory %':>8} {'ms/step':>9} {'peak RSS MB':>11} {'vs plain':>8}"
+        f"{'config':<12} {'variant':<8} {'params':>9} {'memory %':>8} {'batch':>5} {'ms/step':>9} {'peak RSS MB':>11}"
+        f" {'vs plain':>8}"
     )
     for preset in args.configs:
         plain = None
         for variant in ("plain", "specmem"):
-            command = [sys.executable, __file__, "--child", preset, variant, "--steps", str(args.steps)]
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                preset,
+                variant,
+                "--steps",
+                str(args.steps),
+                "--data",
+                args.data,
+            ]
             row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             plain = plain or row
             row["speedup_vs_plain"] = plain["ms_per_step"] / row["ms_per_step"]
             results.append(row)
             print(
                 f"{preset:<12} {variant:<8} {row['parameters'] / 1e6:>8.2f}M {100 * row['memory_share']:>7.1f}%"
-                f" {row['ms_per_step']:>9.0f} {row['peak_rss_mb']:>11.0f} {row['speedup_vs_plain']:>7.2f}x",
+                f" {row['batch_size']:>5} {row['ms_per_step']:>9.1f} {row['peak_rss_mb']:>11.0f} {row['speedup_vs_plain']:>7.2f}x",
                 flush=True,
             )
         if preset == "etth1_paper":

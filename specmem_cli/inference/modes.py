@@ -2,7 +2,9 @@
 
 A checkpoint trained with the published ``reset`` policy carries an empty memory; ``from_data``
 rebuilds it by running the trained model over the training windows in order, writing one pooled
-summary per batch as training did (without dropout and without changing any weight).
+summary per batch as training did (without dropout and without changing any weight). An analog
+memory (``klcycle``) shows the K-L modes of its stored windows and futures, and the model's
+per-step blend weight; ``from_data`` rebuilds it from the training windows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 
 from specmem_cli.errors import SpecmemError
 from specmem_cli.memory import explained_variance
+from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.training.checkpoint import atomic_write
 from specmem_cli.training.runs import load_run
 
@@ -31,6 +34,12 @@ class ModeReport:
     components: np.ndarray  # [K, d_model]
     tokens: np.ndarray  # [M, d_model]
     source: str
+    # what the three array panels show (the analog memory's differ from the token memory's)
+    labels: tuple[str, str, str] = (
+        "Temporal eigenmodes over the history",
+        "K-L components (K x d_model)",
+        "Memory tokens (M x d_model)",
+    )
 
     @property
     def cumulative(self) -> np.ndarray:
@@ -47,6 +56,7 @@ class ModeReport:
             "modes": self.modes.T.tolist(),
             "components": self.components.tolist(),
             "tokens": self.tokens.tolist(),
+            "labels": {"modes": self.labels[0], "components": self.labels[1], "tokens": self.labels[2]},
         }
 
 
@@ -56,6 +66,8 @@ def inspect_modes(checkpoint: Path, top: int | None = None, from_data: Path | No
     memory = getattr(run.model, "memory", None)
     if memory is None:
         raise SpecmemError(f"{run.path}: model '{run.config.model_name}' has no spectral memory (memory: off)")
+    if isinstance(memory, AnalogMemory):
+        return _analog_report(run, top, from_data)
     source = "checkpoint"
     if from_data is not None:
         _rebuild(run, from_data)
@@ -76,6 +88,37 @@ def inspect_modes(checkpoint: Path, top: int | None = None, from_data: Path | No
         spectrum.components[:keep].numpy(),
         memory.snapshot().numpy(),
         source,
+    )
+
+
+def _analog_report(run, top: int | None, from_data: Path | None) -> ModeReport:
+    memory = run.model.memory
+    source = "checkpoint"
+    if from_data is not None:
+        memory.reset()
+        run.model.build_memory(run.data(from_data).train)
+        source = f"rebuilt from the training windows of {from_data}"
+    elif not memory.ready:
+        raise SpecmemError(
+            f"{run.path}: the memory is empty (memory_at_eval=reset clears it); rebuild it with --from-data DATA.csv"
+        )
+    keep = min(top or memory.key_modes, memory.key_modes)
+    eigenvalues = memory.key_eigenvalues[:keep].double()
+    blend = torch.sigmoid(run.model.blend_logit.detach())[None]
+    return ModeReport(
+        "analog",
+        memory.n_entries,
+        eigenvalues.numpy(),
+        (eigenvalues / float(memory.key_total_variance)).numpy(),
+        memory.key_basis[:, :keep].double().numpy(),
+        memory.value_basis[:, :keep].T.double().numpy(),
+        blend.double().numpy(),
+        source,
+        (
+            "K-L modes of the stored input windows",
+            "K-L modes of the stored futures (K x horizon)",
+            "Memory blend weight per forecast step",
+        ),
     )
 
 
@@ -103,9 +146,7 @@ def plot_modes(report: ModeReport, path: Path, fmt: str) -> None:
     steps = np.arange(report.modes.shape[0])
     for rank in range(report.modes.shape[1]):
         modes_axis.plot(steps, report.modes[:, rank], label=f"mode {rank + 1}", linewidth=1)
-    modes_axis.set(
-        title=f"Temporal eigenmodes over the history ({report.history_rows} rows)", xlabel="history row (oldest first)"
-    )
+    modes_axis.set(title=f"{report.labels[0]} ({report.history_rows} rows)", xlabel="row (oldest first)")
     modes_axis.legend(fontsize="small", ncol=2)
     ranks = np.arange(1, len(report.eigenvalues) + 1)
     spectrum_axis.bar(ranks, report.explained, color="tab:blue", label="explained variance")
@@ -113,11 +154,11 @@ def plot_modes(report: ModeReport, path: Path, fmt: str) -> None:
     spectrum_axis.set(title=f"Spectrum ({report.strategy})", xlabel="rank", ylabel="share of variance", ylim=(0, 1.05))
     spectrum_axis.legend(fontsize="small")
     for axis, matrix, title in (
-        (components_axis, report.components, "K-L components (K x d_model)"),
-        (tokens_axis, report.tokens, "Memory tokens (M x d_model)"),
+        (components_axis, report.components, report.labels[1]),
+        (tokens_axis, report.tokens, report.labels[2]),
     ):
         image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r", interpolation="nearest")
-        axis.set(title=title, xlabel="d_model", ylabel="row")
+        axis.set(title=title, xlabel="column", ylabel="row")
         figure.colorbar(image, ax=axis)
     figure.tight_layout()
     atomic_write(path, lambda temp: figure.savefig(temp, format=fmt))

@@ -37,11 +37,25 @@ class AnalogMemory(nn.Module):
         stride: keep every ``stride``-th window start (neighbouring hourly windows are near copies).
     """
 
-    _BUFFERS = ("key_basis", "value_basis", "value_mean", "keys", "values", "positions")
+    _BUFFERS = (
+        "key_basis",
+        "key_eigenvalues",
+        "key_total_variance",
+        "value_basis",
+        "value_mean",
+        "keys",
+        "values",
+        "positions",
+    )
 
     def __init__(
-        self, input_len: int, horizon: int, key_modes: int = 16, value_modes: int = 32,
-        temperature: float = 8.0, stride: int = 1,
+        self,
+        input_len: int,
+        horizon: int,
+        key_modes: int = 16,
+        value_modes: int = 32,
+        temperature: float = 8.0,
+        stride: int = 1,
     ):
         super().__init__()
         if key_modes < 1 or value_modes < 1:
@@ -81,15 +95,19 @@ class AnalogMemory(nn.Module):
         """Store ``windows`` ``[N, input_len]`` with their ``futures`` ``[N, horizon]`` and start ``positions`` ``[N]``.
 
         Rows are already normalised by the caller (one row per window and channel). The K-L modes
-        come from :func:`kl.empirical_decomposition` (through the ``d x d`` Gram matrix).
+        come from :func:`kl.empirical_decomposition` (through the ``d x d`` Gram matrix); the key modes'
+        eigenvalues are kept for ``specmem inspect-modes``.
         """
         keep = (positions - positions.min()) % self.stride == 0
         order = torch.argsort(positions[keep], stable=True)  # sorted: a query's overlap is one index range
         windows, futures, positions = windows[keep][order], futures[keep][order], positions[keep][order]
-        key_basis = _orthonormal_modes(windows, self.key_modes)
-        value_basis = _orthonormal_modes(futures, self.value_modes)
+        key_decomposition = kl.empirical_decomposition(windows, self.key_modes, lambda_scaling=False)
+        key_basis = _orthonormal(key_decomposition)
+        value_basis = _orthonormal(kl.empirical_decomposition(futures, self.value_modes, lambda_scaling=False))
         value_mean = futures.double().mean(dim=0)
         self.key_basis = key_basis.float()
+        self.key_eigenvalues = key_decomposition.eigenvalues.float()
+        self.key_total_variance = torch.tensor([key_decomposition.total_variance])
         self.value_basis = value_basis.float()
         self.value_mean = value_mean.float()
         self.keys = (windows.double() @ key_basis).float()
@@ -132,7 +150,7 @@ class AnalogMemory(nn.Module):
 
         ``-|q - k|^2 / T`` equals ``(2 q.k - |k|^2) / T`` up to a per-query constant the softmax ignores,
         so the scores are one matrix product. Stored positions are sorted, so each query's excluded
-        entries are one contiguous range.
+        entries are one contiguous range; a query that excludes every entry reads the mean future.
         """
         key_norms = self.keys.square().sum(dim=1)
         if positions is not None and exclude_within > 0:
@@ -145,14 +163,14 @@ class AnalogMemory(nn.Module):
             if positions is not None and exclude_within > 0:
                 for row in range(block.shape[0]):
                     scores[row, low[start + row] : high[start + row]] = float("-inf")
-            coefficients.append(torch.softmax(scores, dim=1) @ self.values)
+            weights = torch.softmax(scores, dim=1).nan_to_num_(0.0)  # nothing admissible: the mean future
+            coefficients.append(weights @ self.values)
         return torch.cat(coefficients)
 
     def _decode(self, coefficients: torch.Tensor) -> torch.Tensor:
         return coefficients @ self.value_basis.T + self.value_mean
 
 
-def _orthonormal_modes(rows: torch.Tensor, n_modes: int) -> torch.Tensor:
-    """The top ``n_modes`` K-L directions ``[d, n_modes]`` of ``rows`` ``[N, d]`` (unit length, float64)."""
-    decomposition = kl.empirical_decomposition(rows, n_modes, lambda_scaling=False)
+def _orthonormal(decomposition: kl.Decomposition) -> torch.Tensor:
+    """The K-L directions ``[d, K]`` as unit columns (the components come scaled by ``sqrt(T lambda)``)."""
     return functional.normalize(decomposition.components, dim=1).T

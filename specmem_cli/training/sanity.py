@@ -42,7 +42,7 @@ def sanity_checks(path: Path, split: str = "test", seed: int = 0) -> dict[str, d
         return inputs
 
     def frozen(inputs, index):
-        if index == 0:
+        if index == 0 and hasattr(memory, "freeze"):  # a memory built from the training windows is fixed already
             memory.freeze()
         return inputs
 

@@ -1,0 +1,178 @@
+"""The CPU-first model: the K-L analog memory, the phase-aware cycle, and klcycle runs end to end on ETTh1."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from specmem_cli.cli import app
+from specmem_cli.errors import ConfigError
+from specmem_cli.inference.forecast import forecast
+from specmem_cli.memory.analog import AnalogMemory
+from specmem_cli.models.klcycle import KLCycleForecaster
+from specmem_cli.training.config import config_from_dict, load_config
+from specmem_cli.training.runs import evaluate_run, load_run, run_sweep
+from specmem_cli.training.sanity import sanity_checks
+from specmem_cli.training.trainer import learning_rate, predict_windows
+from tests.conftest import ETTH1
+
+runner = CliRunner()
+
+
+def filled_memory(n=300, input_len=12, horizon=6, **options):
+    generator = torch.Generator().manual_seed(0)
+    memory = AnalogMemory(input_len, horizon, **{"key_modes": 4, "value_modes": 3, "temperature": 2.0, **options})
+    windows, futures = torch.randn(n, input_len, generator=generator), torch.randn(n, horizon, generator=generator)
+    memory.build(windows, futures, torch.arange(n))
+    return memory, windows, futures
+
+
+def oracle_read(memory, queries, positions, exclude_within):
+    """The read-out written out plainly: softmax over squared K-L distances, overlapping windows masked."""
+    keys = queries @ memory.key_basis
+    scores = -torch.cdist(keys, memory.keys).square() / memory.temperature
+    near = (positions[:, None] - memory.positions[None, :]).abs() < exclude_within
+    weights = torch.softmax(scores.masked_fill(near, float("-inf")), dim=1)
+    return (weights @ memory.values) @ memory.value_basis.T + memory.value_mean
+
+
+def test_read_equals_the_plain_softmax_over_kl_distances():
+    memory, _, _ = filled_memory()
+    queries, positions = torch.randn(50, 12), torch.randint(0, 300, (50,))
+    torch.testing.assert_close(memory.read(queries, positions, 10), oracle_read(memory, queries, positions, 10))
+    torch.testing.assert_close(memory.read(queries), oracle_read(memory, queries, positions, 0))
+
+
+def test_memoised_reads_do_not_depend_on_the_batch():
+    memory, _, _ = filled_memory()
+    queries, positions = torch.randn(40, 12), torch.arange(40) * 7
+    whole = memory.read(queries, positions, 10)
+    again = memory.read(queries[5:9], positions[5:9], 10)
+    torch.testing.assert_close(again, whole[5:9])
+
+
+def test_a_window_never_reads_its_own_span_and_never_gets_nan():
+    memory, windows, futures = filled_memory(n=50, value_modes=6, key_modes=12)
+    # from position -21, only entry 49 is 70 or more steps away: the read-out is that entry's own future
+    far = memory.read(windows[:1], torch.tensor([-21]), exclude_within=70)
+    torch.testing.assert_close(far[0], futures[49], rtol=1e-5, atol=1e-5)
+    # excluding every entry reads the mean future, not NaN
+    none_left = memory.read(windows[:1], torch.tensor([0]), exclude_within=100)
+    torch.testing.assert_close(none_left[0], futures.mean(dim=0), rtol=1e-5, atol=1e-5)
+
+
+def test_stride_keeps_every_nth_window_and_the_state_dict_round_trips():
+    memory, windows, _ = filled_memory(stride=3)
+    assert memory.n_entries == 100 and torch.equal(memory.positions, torch.arange(0, 300, 3))
+    restored = AnalogMemory(12, 6, key_modes=4, value_modes=3, temperature=2.0, stride=3)
+    restored.load_state_dict(memory.state_dict())
+    torch.testing.assert_close(restored.read(windows[:8]), memory.read(windows[:8]))
+    restored.reset()
+    assert not restored.ready and restored.read(windows[:8]) is None
+
+
+def test_the_cycle_follows_the_clock():
+    torch.manual_seed(0)
+    model = KLCycleForecaster(48, 12, 3, memory="off")
+    torch.nn.init.normal_(model.cycle)
+    inputs = torch.randn(4, 48, 3)
+    at = {shift: model(inputs, positions=torch.full((4,), 5 + shift)) for shift in (0, 1, 24, 48)}
+    torch.testing.assert_close(at[0], at[24])
+    torch.testing.assert_close(at[0], at[48])
+    assert not torch.allclose(at[0], at[1])
+    with pytest.raises(ValueError, match="position"):
+        model(inputs)
+
+
+def klcycle_config(**train):
+    raw = load_config("etth1").to_dict()
+    raw["data"].update({"name": str(ETTH1), "pred_lens": [24]})
+    raw["train"].update({"epochs": 2, **train})
+    raw["seeds"] = [3]
+    return config_from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def klcycle_run(tmp_path_factory):
+    (record,) = run_sweep(klcycle_config(), tmp_path_factory.mktemp("klcycle"))
+    return record
+
+
+def test_klcycle_checkpoint_carries_the_memory_and_reproduces_its_metrics(klcycle_run):
+    run = load_run(klcycle_run.run_dir)
+    assert run.model.memory.ready and run.model.memory.n_entries > 10_000
+    assert run.checkpoint["time_axis"]["origin"].startswith("2016-07-01T00:00")
+    again = evaluate_run(klcycle_run.run_dir)
+    assert (again.mse, again.mae) == pytest.approx((klcycle_run.mse, klcycle_run.mae), rel=1e-9)
+
+
+def test_the_memory_is_used_at_evaluation(klcycle_run):
+    checks = sanity_checks(klcycle_run.run_dir)
+    assert checks["memory zeroed"]["mse"] != pytest.approx(checks["normal"]["mse"], rel=1e-4)
+    assert checks["memory frozen"]["mse"] == pytest.approx(checks["normal"]["mse"], rel=1e-9)
+
+
+def test_forecast_matches_the_test_window_on_a_file_that_starts_later(klcycle_run, tmp_path):
+    """The cycle's phase comes from timestamps, so dropping the first 5 rows of the file changes nothing."""
+    run = load_run(klcycle_run.run_dir)
+    data = run.data()
+    prediction, _ = next(predict_windows(run.model, data.test, 32, data.n_outputs))
+    expected = run.scaler.inverse_transform(prediction[0].double().numpy())
+    frame = pd.read_csv(ETTH1)
+    shorter = tmp_path / "later.csv"
+    frame.iloc[5:].to_csv(shorter, index=False)
+    for path in (ETTH1, shorter):
+        result = forecast(klcycle_run.run_dir, path, start=frame["date"][11520])
+        torch.testing.assert_close(
+            torch.from_numpy(result.windows[0].forecast), torch.from_numpy(expected), rtol=1e-5, atol=1e-5
+        )
+    assert result.metadata["memory"].startswith("analog:")
+
+
+def test_reset_policy_evaluates_with_an_empty_memory(tmp_path):
+    (record,) = run_sweep(klcycle_config(memory_at_eval="reset"), tmp_path)
+    assert not load_run(record.run_dir).model.memory.ready
+    result = runner.invoke(
+        app, ["forecast", record.run_dir, "--input", str(ETTH1), "--output", str(tmp_path / "f.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "reset: empty" in result.stderr
+    modes = runner.invoke(app, ["inspect-modes", record.run_dir, "--output", str(tmp_path / "m.png")])
+    assert modes.exit_code == 1 and "--from-data" in modes.stderr
+    rebuilt = runner.invoke(
+        app, ["inspect-modes", record.run_dir, "--output", str(tmp_path / "m.png"), "--from-data", str(ETTH1)]
+    )
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert not load_run(record.run_dir).model.memory.ready, "inspecting never rewrites the checkpoint"
+
+
+def test_inspect_modes_shows_the_analog_memory(klcycle_run, tmp_path):
+    figure = tmp_path / "modes.png"
+    result = runner.invoke(app, ["inspect-modes", klcycle_run.run_dir, "--output", str(figure), "--top", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    explained = np.array(report["explained_variance"])
+    assert report["strategy"] == "analog" and len(explained) == 6 and figure.stat().st_size > 10_000
+    assert (np.diff(explained) <= 1e-12).all() and 0 < explained.sum() <= 1
+    assert len(report["modes"]) == 6 and len(report["modes"][0]) == 96  # six modes over the 96-step window
+    assert len(report["tokens"][0]) == 24  # the blend weight of each forecast step
+
+
+def test_type3_schedule_and_bad_settings():
+    assert [learning_rate(1.0, epoch, "type3") for epoch in range(6)] == pytest.approx([1, 1, 1, 1, 0.9, 0.81])
+    raw = klcycle_config().to_dict()
+    for section, key, value, message in [
+        ("train", "loss", "l3", "train.loss must be one of mse, huber"),
+        ("train", "lr_schedule", "cosine", "train.lr_schedule must be one of"),
+    ]:
+        bad = {**raw, section: {**raw[section], key: value}}
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict(bad)
+    result = runner.invoke(app, ["train", "--config", "etth1", "--data", str(ETTH1), "--set", "model.memory=tokens"])
+    assert result.exit_code == 1 and "memory must be 'analog' or 'off'" in result.stderr
+    assert "Traceback" not in result.output
