@@ -62,14 +62,16 @@ def command_for(model: str | None, overrides: list[str]) -> str:
 def table(rows: list[tuple[str, dict, float | None, str]], horizons: list[int]) -> str:
     header = "| model | " + " | ".join(f"h{h} MSE" for h in horizons) + " | avg MSE | avg MAE | sweep wall | command |"
     lines = [header, "|" + "---|" * (len(horizons) + 5)]
+    best = min(summary["average"]["mse"] for _, summary, _, _ in rows)
     for label, summary, wall, command in rows:
         cells = [f"{summary['horizons'][h]['mse']:.4f} ± {summary['horizons'][h]['mse_std']:.4f}" for h in horizons]
         average = summary["average"]
         wall_text = f"{wall / 60:.1f} min" if wall is not None else "n/a"
+        mark = "**" if average["mse"] == best else ""
         lines.append(
             f"| {label} | "
             + " | ".join(cells)
-            + f" | **{average['mse']:.4f}** ± {average['mse_std']:.4f} | {average['mae']:.4f} | {wall_text} | `{command}` |"
+            + f" | {mark}{average['mse']:.4f}{mark} ± {average['mse_std']:.4f} | {average['mae']:.4f} | {wall_text} | `{command}` |"
         )
     return "\n".join(lines)
 

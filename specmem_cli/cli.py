@@ -128,7 +128,10 @@ def download(
 @user_errors
 def train(
     config: Annotated[
-        str | None, typer.Option(help="YAML config file or preset name (demo, etth1_paper). Default: demo.")
+        str | None,
+        typer.Option(
+            help="YAML config file or preset name (demo, etth1, etth1_paper, etth1_backbones). Default: demo."
+        ),
     ] = None,
     data: Annotated[str | None, typer.Option(help="Data set name (synthetic, ETTh1, ...) or a CSV path.")] = None,
     pred_len: Annotated[
@@ -138,7 +141,8 @@ def train(
     models: Annotated[
         list[str] | None,
         typer.Option(
-            "--model", help="Model(s): klmemory, dlinear, patchtst, itransformer, ...; several run side by side."
+            "--model",
+            help="Model(s): klcycle, klmemory, dlinear, patchtst, itransformer, ...; several run side by side.",
         ),
     ] = None,
     overrides: Annotated[

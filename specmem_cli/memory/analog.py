@@ -24,6 +24,7 @@ from torch.nn import functional
 from specmem_cli.memory import kl
 
 _CHUNK = 1024  # queries per distance block: bounds the [chunk, entries] temporaries
+_MEMO_LIMIT = 2_000_000  # memoised reads kept (32 floats each); past it the memo starts over
 
 
 class AnalogMemory(nn.Module):
@@ -135,8 +136,10 @@ class AnalogMemory(nn.Module):
         if positions is None:
             return self._decode(self._retrieve(queries, None, 0))
         # the key of the memo: position, key coefficients to 4 decimals (batching changes the last bits)
-        rounded = torch.round(queries * 1e4).to(torch.int32).numpy()
+        rounded = torch.round(queries * 1e4).to(torch.int64).numpy()
         labels = [(int(p), row.tobytes(), exclude_within) for p, row in zip(positions.tolist(), rounded, strict=True)]
+        if len(self._memo) > _MEMO_LIMIT:
+            self._memo = {}
         missing = [i for i, label in enumerate(labels) if label not in self._memo]
         if missing:
             index = torch.tensor(missing)
