@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from specmem_cli.training.runs import load_run
-from specmem_cli.training.trainer import evaluate_windows
+from specmem_cli.training.trainer import evaluate_windows, prepare_memory_for_eval
 
 
 def sanity_checks(path: Path, split: str = "test", seed: int = 0) -> dict[str, dict[str, float] | None]:
@@ -38,12 +38,12 @@ def sanity_checks(path: Path, split: str = "test", seed: int = 0) -> dict[str, d
 
     def zeroed(inputs, index):
         if index == 0:
-            memory.reset()
+            prepare_memory_for_eval(model, "reset")
         return inputs
 
     def frozen(inputs, index):
-        if index == 0 and hasattr(memory, "freeze"):  # a memory built from the training windows is fixed already
-            memory.freeze()
+        if index == 0:
+            prepare_memory_for_eval(model, "frozen")
         return inputs
 
     def reset_each(inputs, _):

@@ -2,10 +2,11 @@
 
 Adam on MSE, TSL's ``type1`` learning-rate halving, early stopping on the *validation* loss with
 the best weights restored, shuffled training batches, ordered evaluation with no dropped
-windows (``train.loss`` and ``train.lr_schedule`` may differ from TSL's MSE and ``type1``). The test split is never touched here: :func:`evaluate_windows` is called on it once,
-after training, by the run driver. The memory follows the published loop (reset at the start of
-every epoch), or, for a memory built from the training trajectory, is rebuilt then; at evaluation
-it is either reset (published: empty) or frozen (kept from training).
+windows (``train.loss`` and ``train.lr_schedule`` may replace TSL's MSE and ``type1``). The test
+split is never touched here: :func:`evaluate_windows` is called on it once, after training, by the
+run driver. The memory follows the published loop (reset at the start of every epoch), or, for a
+memory built from the training trajectory, is rebuilt then; at evaluation it is either reset
+(published: empty) or frozen (kept from training).
 """
 
 from __future__ import annotations
