@@ -163,6 +163,24 @@ def test_inspect_modes_shows_the_analog_memory(klcycle_run, tmp_path):
     assert len(report["tokens"][0]) == 24  # the blend weight of each forecast step
 
 
+def test_a_day_long_cycle_follows_the_data_clock(tmp_path):
+    """``cycle_len: 1D`` is 24 steps on hourly data and 48 on half-hourly data; the checkpoint stores the steps."""
+    frame = pd.read_csv(ETTH1).iloc[:4000]
+    frame["date"] = pd.date_range("2020-01-01", periods=len(frame), freq="30min")
+    half_hourly = tmp_path / "half_hourly.csv"
+    frame.to_csv(half_hourly, index=False)
+    raw = klcycle_config(epochs=1).to_dict()
+    raw["data"].update({"name": str(half_hourly), "pred_lens": [24]})
+    (record,) = run_sweep(config_from_dict(raw), tmp_path / "runs")
+    run = load_run(record.run_dir)
+    assert run.checkpoint["model_params"]["cycle_len"] == 48 and run.model.cycle.shape == (48, 7)
+    assert run.config.model["cycle_len"] == "1D"
+    for value, message in [("45min", "1.5 steps"), ("often", "neither a whole number nor a duration")]:
+        bad = {**raw, "model": {**raw["model"], "cycle_len": value}}
+        with pytest.raises(ConfigError, match=message):
+            run_sweep(config_from_dict(bad), tmp_path / value)
+
+
 def test_type3_schedule_and_bad_settings():
     assert [learning_rate(1.0, epoch, "type3") for epoch in range(6)] == pytest.approx([1, 1, 1, 1, 0.9, 0.81])
     raw = klcycle_config().to_dict()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -62,6 +63,29 @@ def model_class(name: str) -> type[nn.Module]:
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"unknown model '{name}'; {hint}known: {', '.join(sorted(MODELS))}")
     return MODELS[name]
+
+
+def resolve_durations(name: str, params: dict[str, object], time_step: pd.Timedelta) -> dict[str, object]:
+    """Whole-number hyper-parameters given as a duration (``1D``, ``24h``) become steps of the data's clock,
+    so one config means "a day" on hourly and on 15-minute data alike."""
+    defaults = hyper_parameters(name)
+    resolved = dict(params)
+    for key, value in params.items():
+        default = defaults.get(key)
+        if not isinstance(value, str) or not isinstance(default, int) or isinstance(default, bool):
+            continue
+        try:
+            steps = pd.Timedelta(value) / time_step
+        except ValueError:
+            raise ConfigError(
+                f"model.{key}: '{value}' is neither a whole number nor a duration such as 1D or 24h"
+            ) from None
+        if steps < 1 or abs(steps - round(steps)) > 1e-9:
+            raise ConfigError(
+                f"model.{key}: {value} is {steps:g} steps of this data's {time_step}; give a whole number of steps"
+            )
+        resolved[key] = round(steps)
+    return resolved
 
 
 def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params: dict[str, object]) -> nn.Module:

@@ -26,7 +26,8 @@ class KLCycleForecaster(nn.Module):
 
     Args:
         seq_len, pred_len, n_channels: look-back, horizon and number of series (channel-independent).
-        cycle_len: period of the learned cycle, in steps (24: a day of hourly data).
+        cycle_len: period of the learned cycle, in steps (24: a day of hourly data; a config may say ``1D``,
+            which a run turns into steps of its data's clock).
         memory: ``analog`` (K-L analog memory of the training windows) or ``off``.
         key_modes, value_modes: K-L modes kept for the memory's keys (inputs) and values (futures).
         temperature: softmax temperature of the memory read-out (larger averages more analogs).
@@ -53,6 +54,8 @@ class KLCycleForecaster(nn.Module):
         super().__init__()
         if memory not in ("analog", "off"):
             raise ValueError(f"memory must be 'analog' or 'off', got '{memory}'")
+        if not isinstance(cycle_len, int):
+            raise ValueError(f"cycle_len must be a whole number of steps, got {cycle_len!r}")
         if cycle_len < 1 or not 0 < memory_weight < 1:
             raise ValueError(f"need cycle_len >= 1 and 0 < memory_weight < 1 (got {cycle_len}, {memory_weight})")
         self.seq_len, self.pred_len, self.cycle_len = seq_len, pred_len, cycle_len

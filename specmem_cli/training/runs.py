@@ -24,7 +24,7 @@ from specmem_cli.data import PreparedData, load_table, prepare
 from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
-from specmem_cli.models import build_model
+from specmem_cli.models import build_model, resolve_durations
 from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from specmem_cli.training.config import ExperimentConfig, config_from_dict
@@ -165,10 +165,11 @@ def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, repor
     _fresh_run_dir(run_dir, config)
     pred_len, seed = config.data.pred_lens[0], config.seeds[0]
     seed_everything(seed)
-    model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, config.model_params)
+    params = resolve_durations(config.model_name, config.model_params, data.time_axis.step)
+    model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
     started = time.perf_counter()
     result = fit(model, data, config.train, seed, reporter)
-    return _finish_run(model, config, data, run_dir, asdict(result), time.perf_counter() - started)
+    return _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
 
 
 def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, run_dir: Path) -> RunRecord:
@@ -195,7 +196,7 @@ def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, 
     model = build_model("klmemory", shape["seq_len"], shape["pred_len"], data.n_inputs, single.model_params)
     load_published(model, state)
     _fresh_run_dir(run_dir, single)
-    return _finish_run(model, single, data, run_dir, {"imported_from": str(weights)}, 0.0)
+    return _finish_run(model, single, single.model_params, data, run_dir, {"imported_from": str(weights)}, 0.0)
 
 
 def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
@@ -206,9 +207,16 @@ def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
 
 
 def _finish_run(
-    model: nn.Module, config: ExperimentConfig, data: PreparedData, run_dir: Path, fit_log: dict, seconds: float
+    model: nn.Module,
+    config: ExperimentConfig,
+    params: dict[str, Any],
+    data: PreparedData,
+    run_dir: Path,
+    fit_log: dict,
+    seconds: float,
 ) -> RunRecord:
-    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, data))
+    """Checkpoint (with the model's resolved ``params``), score the test split once, write the metrics."""
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, params, data))
     test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
     record = RunRecord(
         config.model_name,
@@ -227,7 +235,9 @@ def _finish_run(
     return record
 
 
-def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: PreparedData) -> dict[str, Any]:
+def _checkpoint_payload(
+    model: nn.Module, config: ExperimentConfig, params: dict[str, Any], data: PreparedData
+) -> dict[str, Any]:
     source = resolve_data_path(config.data.name, registry(config.datasets))
     return {
         "model_name": config.model_name,
@@ -235,7 +245,7 @@ def _checkpoint_payload(model: nn.Module, config: ExperimentConfig, data: Prepar
             "seq_len": config.data.seq_len,
             "pred_len": config.data.pred_lens[0],
             "n_channels": data.n_inputs,
-            **config.model_params,
+            **params,
         },
         "state_dict": model.state_dict(),
         "config": config.to_dict(),
