@@ -17,8 +17,7 @@ from torch import nn
 
 from specmem_cli.data.windows import WindowSet
 from specmem_cli.memory.analog import AnalogMemory
-
-_EPS = 1e-5
+from specmem_cli.models.layers import denormalise, normalise
 
 
 class KLCycleForecaster(nn.Module):
@@ -76,9 +75,9 @@ class KLCycleForecaster(nn.Module):
             return
         self._built_from = train
         inputs, futures = train.inputs_and_futures()  # [N, C, L], [N, C, H]
-        mean, std = _moments(inputs, dim=2)
-        rows = ((inputs - mean) / std).reshape(-1, self.seq_len)
-        future_rows = ((futures - mean) / std).reshape(-1, self.pred_len)
+        normalised, mean, std = normalise(inputs.transpose(1, 2))
+        rows = normalised.transpose(1, 2).reshape(-1, self.seq_len)  # one row per window and channel
+        future_rows = ((futures.transpose(1, 2) - mean) / std).transpose(1, 2).reshape(-1, self.pred_len)
         self.memory.build(rows, future_rows, train.positions.repeat_interleave(inputs.shape[1]))
 
     def _cycle_at(self, positions: torch.Tensor, offset: int, length: int) -> torch.Tensor:
@@ -97,8 +96,7 @@ class KLCycleForecaster(nn.Module):
         """``x`` ``[B, seq_len, C]`` -> ``[B, pred_len, C]``; ``positions`` ``[B]``: each window's first row on the clock."""
         if positions is None:
             raise ValueError("KLCycleForecaster needs each window's position (the phase of its daily cycle)")
-        mean, std = _moments(x, dim=1)
-        normalised = (x - mean) / std
+        normalised, mean, std = normalise(x)
         residual = normalised - self._cycle_at(positions, 0, self.seq_len)
         forecast = self.linear(residual.transpose(1, 2)).transpose(1, 2)
         forecast = forecast + self._cycle_at(positions, self.seq_len, self.pred_len)
@@ -106,7 +104,7 @@ class KLCycleForecaster(nn.Module):
         if recalled is not None:
             weight = torch.sigmoid(self.blend_logit)[None, :, None]
             forecast = forecast + weight * (recalled - forecast)
-        return forecast * std + mean
+        return denormalise(forecast, mean, std)
 
     def recall(self, normalised: torch.Tensor, positions: torch.Tensor) -> torch.Tensor | None:
         """The memory's analog forecast ``[B, pred_len, C]`` (normalised units), or None when off or empty.
@@ -119,8 +117,3 @@ class KLCycleForecaster(nn.Module):
         rows = normalised.transpose(1, 2).reshape(batch * channels, self.seq_len)
         read = self.memory.read(rows, positions.repeat_interleave(channels), self.seq_len + self.pred_len)
         return read.reshape(batch, channels, self.pred_len).transpose(1, 2)
-
-
-def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = x.mean(dim=dim, keepdim=True)
-    return mean, torch.sqrt(x.var(dim=dim, keepdim=True, unbiased=False) + _EPS)
