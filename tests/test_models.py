@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters, resolve_durations
+from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters, resolve_step_parameters
 from specmem_cli.training.config import model_preset
 from specmem_cli.training.trainer import seed_everything
 
@@ -31,7 +31,7 @@ def small_model(name: str) -> torch.nn.Module:
     known = hyper_parameters(name)
     params = {k: v for k, v in model_preset(name).items() if k in known}
     params.update({k: v for k, v in SMALL.items() if k in known})
-    return build_model(name, SEQ_LEN, PRED_LEN, CHANNELS, resolve_durations(name, params, pd.Timedelta(hours=1)))
+    return build_model(name, SEQ_LEN, PRED_LEN, CHANNELS, resolve_step_parameters(name, params, pd.Timedelta(hours=1)))
 
 
 def batch(seed: int):

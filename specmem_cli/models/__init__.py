@@ -5,7 +5,8 @@ window ``[B, seq_len, C]`` to a forecast ``[B, pred_len, C]``. Models with a spe
 expose it as ``model.memory`` (a :class:`~specmem_cli.memory.SpectralMemory` or None), which is
 how the trainer applies the evaluation-time memory policy without knowing the model. A model
 with ``uses_positions = True`` also takes each window's clock position (:func:`forecast` passes
-it), and one with ``build_memory(train_windows)`` builds its memory from the training trajectory.
+it), and one with ``calibrate_memory(train, val, n_outputs, batch_size)`` builds its memory from the
+training trajectory after training and decides on validation whether to read it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import difflib
 import inspect
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from specmem_cli.data.seasonality import detect_cycle
 from specmem_cli.errors import ConfigError
 from specmem_cli.models.autoformer import Autoformer
 from specmem_cli.models.dlinear import DLinear
@@ -65,21 +68,35 @@ def model_class(name: str) -> type[nn.Module]:
     return MODELS[name]
 
 
-def resolve_durations(name: str, params: dict[str, object], time_step: pd.Timedelta) -> dict[str, object]:
+def resolve_step_parameters(
+    name: str,
+    params: dict[str, object],
+    time_step: pd.Timedelta,
+    training: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, object]:
     """Whole-number hyper-parameters given as a duration (``1D``, ``24h``) become steps of the data's clock,
-    so one config means "a day" on hourly and on 15-minute data alike."""
+    so one config means "a day" on hourly and on 15-minute data alike; a model's ``step_parameters`` may
+    also be ``auto``, chosen from ``training`` (the training split's values ``[rows, series]`` and clock
+    positions ``[rows]``) by :func:`~specmem_cli.data.seasonality.detect_cycle`."""
     defaults = hyper_parameters(name)
-    resolved = dict(params)
-    for key, value in params.items():
+    declared = getattr(model_class(name), "step_parameters", ())
+    resolved = {key: defaults[key] for key in declared if key not in params and isinstance(defaults[key], str)}
+    resolved.update(params)
+    for key, value in resolved.items():
         default = defaults.get(key)
-        if not isinstance(value, str) or not isinstance(default, int) or isinstance(default, bool):
+        takes_steps = key in declared or (isinstance(default, int) and not isinstance(default, bool))
+        if not isinstance(value, str) or not takes_steps:
+            continue
+        if value == "auto" and key in declared:
+            if training is None:
+                raise ConfigError(f"model.{key}: 'auto' is chosen from training data; give a number of steps here")
+            resolved[key] = detect_cycle(*training, time_step)
             continue
         try:
             steps = pd.Timedelta(value) / time_step
         except ValueError:
-            raise ConfigError(
-                f"model.{key}: '{value}' is neither a whole number nor a duration such as 1D or 24h"
-            ) from None
+            expected = "a whole number, 'auto' or a duration" if key in declared else "a whole number or a duration"
+            raise ConfigError(f"model.{key}: '{value}' is not {expected} such as 1D or 24h") from None
         if steps < 1 or abs(steps - round(steps)) > 1e-9:
             raise ConfigError(
                 f"model.{key}: {value} is {steps:g} steps of this data's {time_step}; give a whole number of steps"
