@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from specmem_cli.cli import app
 from specmem_cli.errors import ConfigError
 from specmem_cli.inference.forecast import forecast
+from specmem_cli.memory import analog
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models.klcycle import KLCycleForecaster
 from specmem_cli.training.config import config_from_dict, load_config
@@ -26,18 +27,24 @@ runner = CliRunner()
 
 def filled_memory(n=300, input_len=12, horizon=6, **options):
     generator = torch.Generator().manual_seed(0)
-    memory = AnalogMemory(input_len, horizon, **{"key_modes": 4, "value_modes": 3, "temperature": 2.0, **options})
+    settings = {"key_modes": 4, "value_modes": 3, "temperature": 2.0, "top_k": n, **options}
+    memory = AnalogMemory(input_len, horizon, **settings)
     windows, futures = torch.randn(n, input_len, generator=generator), torch.randn(n, horizon, generator=generator)
     memory.build(windows, futures, torch.arange(n))
     return memory, windows, futures
 
 
-def oracle_read(memory, queries, positions, exclude_within):
-    """The read-out written out plainly: softmax over squared K-L distances, overlapping windows masked."""
+def oracle_read(memory, queries, positions, exclude_within, top_k=None):
+    """The read-out written out plainly: softmax over squared K-L distances, overlapping windows masked,
+    all but the ``top_k`` nearest admissible entries dropped."""
     keys = queries @ memory.key_basis
     scores = -torch.cdist(keys, memory.keys).square() / memory.temperature
     near = (positions[:, None] - memory.positions[None, :]).abs() < exclude_within
-    weights = torch.softmax(scores.masked_fill(near, float("-inf")), dim=1)
+    scores = scores.masked_fill(near, float("-inf"))
+    if top_k is not None:
+        threshold = scores.topk(top_k, dim=1).values[:, -1:]
+        scores = scores.masked_fill(scores < threshold, float("-inf"))
+    weights = torch.softmax(scores, dim=1)
     return (weights @ memory.values) @ memory.value_basis.T + memory.value_mean
 
 
@@ -48,12 +55,17 @@ def test_read_equals_the_plain_softmax_over_kl_distances():
     torch.testing.assert_close(memory.read(queries), oracle_read(memory, queries, positions, 0))
 
 
-def test_memoised_reads_do_not_depend_on_the_batch():
-    memory, _, _ = filled_memory()
-    queries, positions = torch.randn(40, 12), torch.arange(40) * 7
-    whole = memory.read(queries, positions, 10)
-    again = memory.read(queries[5:9], positions[5:9], 10)
-    torch.testing.assert_close(again, whole[5:9])
+def test_blocked_top_k_read_equals_the_one_block_read_and_the_top_k_oracle(monkeypatch):
+    """Scanning the keys in blocks with a running top-k finds the same analogs as one pass, and the
+    read-out is the softmax over exactly the 64 nearest admissible entries (not over all 300)."""
+    memory, _, _ = filled_memory(top_k=64)
+    queries, positions = torch.randn(700, 12), torch.randint(0, 300, (700,))
+    one_block = memory.read(queries, positions, 10)
+    monkeypatch.setattr(analog, "KEY_BLOCK", 37)
+    monkeypatch.setattr(analog, "QUERY_BLOCK", 100)
+    torch.testing.assert_close(memory.read(queries, positions, 10), one_block)
+    torch.testing.assert_close(one_block, oracle_read(memory, queries, positions, 10, top_k=64))
+    assert not torch.allclose(one_block, oracle_read(memory, queries, positions, 10)), "64 of 300 is not all"
 
 
 def test_a_window_never_reads_its_own_span_and_never_gets_nan():
@@ -66,10 +78,14 @@ def test_a_window_never_reads_its_own_span_and_never_gets_nan():
     torch.testing.assert_close(none_left[0], futures.mean(dim=0), rtol=1e-5, atol=1e-5)
 
 
-def test_stride_keeps_every_nth_window_and_the_state_dict_round_trips():
-    memory, windows, _ = filled_memory(stride=3)
-    assert memory.n_entries == 100 and torch.equal(memory.positions, torch.arange(0, 300, 3))
-    restored = AnalogMemory(12, 6, key_modes=4, value_modes=3, temperature=2.0, stride=3)
+def test_stored_starts_are_strided_and_capped_and_the_state_dict_round_trips():
+    memory = AnalogMemory(12, 6, stride=3, max_entries=50)
+    assert torch.equal(memory.starts_to_store(60, 2), torch.arange(0, 60, 3))  # 20 starts x 2 series = 40 rows
+    assert torch.equal(memory.starts_to_store(300, 2), torch.arange(0, 300, 12))  # thinned to 25 x 2 = 50 rows
+    with pytest.raises(ValueError, match="exceed max_entries"):
+        memory.build(torch.randn(51, 12), torch.randn(51, 6), torch.arange(51))
+    memory, windows, _ = filled_memory()
+    restored = AnalogMemory(12, 6, key_modes=4, value_modes=3, temperature=2.0, top_k=300)
     restored.load_state_dict(memory.state_dict())
     torch.testing.assert_close(restored.read(windows[:8]), memory.read(windows[:8]))
     restored.reset()
@@ -78,7 +94,7 @@ def test_stride_keeps_every_nth_window_and_the_state_dict_round_trips():
 
 def test_the_cycle_follows_the_clock():
     torch.manual_seed(0)
-    model = KLCycleForecaster(48, 12, 3, memory="off")
+    model = KLCycleForecaster(48, 12, 3, cycle_len=24, memory="off")
     torch.nn.init.normal_(model.cycle)
     inputs = torch.randn(4, 48, 3)
     at = {shift: model(inputs, positions=torch.full((4,), 5 + shift)) for shift in (0, 1, 24, 48)}
@@ -175,7 +191,7 @@ def test_a_day_long_cycle_follows_the_data_clock(tmp_path):
     run = load_run(record.run_dir)
     assert run.checkpoint["model_params"]["cycle_len"] == 48 and run.model.cycle.shape == (48, 7)
     assert run.config.model["cycle_len"] == "1D"
-    for value, message in [("45min", "1.5 steps"), ("often", "neither a whole number nor a duration")]:
+    for value, message in [("45min", "1.5 steps"), ("often", "not a whole number, 'auto' or a duration")]:
         bad = {**raw, "model": {**raw["model"], "cycle_len": value}}
         with pytest.raises(ConfigError, match=message):
             run_sweep(config_from_dict(bad), tmp_path / value)

@@ -50,11 +50,11 @@ def memory_description(run: LoadedRun) -> str:
     if memory is None:
         return "off (model has no memory)"
     if isinstance(memory, AnalogMemory):
-        return (
-            f"analog: {memory.n_entries} training windows as K-L keys ({memory.key_modes} modes)"
-            if memory.ready
-            else "reset: empty, so the forecasts are the model's own"
-        )
+        if memory.ready:
+            return f"analog: {memory.n_entries} training window rows as K-L keys ({memory.key_modes} modes)"
+        if run.checkpoint.get("memory_at_eval") == "reset":
+            return "reset: empty, so the forecasts are the network's own"
+        return "dropped: reading it did not lower the validation error, so the forecasts are the network's own"
     if bool(memory.is_frozen):
         return f"frozen: tokens fixed from {memory.n_rows} history rows at the end of training"
     return f"{run.checkpoint.get('memory_at_eval', 'reset')}: {memory.n_rows} history rows" + (

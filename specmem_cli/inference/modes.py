@@ -100,11 +100,12 @@ def _analog_report(run, top: int | None, from_data: Path | None) -> ModeReport:
         source = f"rebuilt from the training windows of {from_data}"
     elif not memory.ready:
         raise SpecmemError(
-            f"{run.path}: the memory is empty (memory_at_eval=reset clears it); rebuild it with --from-data DATA.csv"
+            f"{run.path}: the memory is empty (memory_at_eval=reset clears it, and training drops a memory that "
+            "did not lower the validation error); rebuild it with --from-data DATA.csv"
         )
     keep = min(top or memory.key_modes, memory.key_modes)
     eigenvalues = memory.key_eigenvalues[:keep].double()
-    blend = torch.sigmoid(run.model.blend_logit.detach())[None]
+    blend = run.model.blend.detach()[None]
     return ModeReport(
         "analog",
         memory.n_entries,

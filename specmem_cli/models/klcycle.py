@@ -1,16 +1,22 @@
-"""The CPU-first Spectral Memory forecaster: a cycle-aware linear model plus a K-L analog memory.
+"""The CPU-first Spectral Memory forecaster: a cycle-aware linear model plus a gated K-L analog memory.
 
-Why this shape: on ETTh1 at look-back 96 a 157M-parameter Transformer is beaten by a linear map
-with a learned daily cycle (CycleNet/Linear), and the published memory is all zero at
-evaluation. Here the memory is the training trajectory itself, compressed to its dominant K-L
-modes (:class:`~specmem_cli.memory.analog.AnalogMemory`), and it is read at evaluation: each
-window's K-L coefficients retrieve the training windows that looked like it, and their futures
-are blended into the linear forecast with a learned weight per forecast step.
+Why this shape: at look-back 96 a 157M-parameter Transformer is beaten by a linear map with a
+learned seasonal cycle (CycleNet/Linear), and the published memory is all zero at evaluation.
+Here the memory is the training trajectory itself, compressed to its dominant K-L modes
+(:class:`~specmem_cli.memory.analog.AnalogMemory`), and it is read at evaluation: each window's
+K-L coefficients retrieve the training windows that looked like it, and their futures are
+blended into the linear forecast with a weight per forecast step.
+
+Why the memory is fitted after the network, and gated: trained jointly, the linear map learns to
+lean on the memory, so a memory that does not generalise to later data drags the whole model
+down. Instead the network trains alone (it *is* the memory-off model), then
+:meth:`KLCycleForecaster.calibrate_memory` fits the per-step blend in closed form on training
+windows (each excluded from reading its own span) and keeps it only if it lowers the validation
+error; otherwise the memory is dropped and never read. On any data set the model is therefore
+its memory-off self unless validation says the memory helps.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -19,101 +25,171 @@ from specmem_cli.data.windows import WindowSet
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models.layers import denormalise, normalise
 
+CALIBRATION_ROWS = 65_536  # training window-series rows the blend is fitted on (evenly spaced windows)
+SHRINK_CHOICES = (0.25, 0.5, 0.75, 1.0)  # fractions of the fitted blend tried on validation
+MIN_GAIN = 0.005  # the memory is kept only if it lowers validation MSE by at least 0.5%
+_SUMS = ("error_squared", "error_dot_correction", "correction_squared")
+
 
 class KLCycleForecaster(nn.Module):
     """Instance normalisation -> learned cycle removed -> shared linear map -> cycle restored -> memory blend.
 
     Args:
         seq_len, pred_len, n_channels: look-back, horizon and number of series (channel-independent).
-        cycle_len: period of the learned cycle, in steps (24: a day of hourly data; a config may say ``1D``,
-            which a run turns into steps of its data's clock).
-        memory: ``analog`` (K-L analog memory of the training windows) or ``off``.
+        cycle_len: period of the learned cycle in steps; a config may say ``auto`` (chosen from the
+            training rows: a day, a week or a year of the data's clock, or none) or a duration such as
+            ``1D``, which a run turns into steps of its data's clock. 1 means no cycle.
+        memory: ``analog`` (K-L analog memory of the training windows, kept only where validation
+            says it helps) or ``off``.
         key_modes, value_modes: K-L modes kept for the memory's keys (inputs) and values (futures).
         temperature: softmax temperature of the memory read-out (larger averages more analogs).
-        memory_stride: store every n-th training window (neighbouring hourly windows are near copies).
-        memory_weight: initial blend weight of the memory read-out (learned per forecast step).
+        memory_stride: store at most every n-th training window (neighbouring windows are near copies).
+        top_k: analogs averaged per read.
+        max_entries: most window-series rows the memory stores (wide data is thinned to fit).
     """
 
     uses_positions = True
     supports_memory = False  # not the token plug-in contract (MemoryBackbone): its memory is an AnalogMemory
+    step_parameters = ("cycle_len",)  # whole steps that a config may give as a duration or ``auto``
 
     def __init__(
         self,
         seq_len: int,
         pred_len: int,
         n_channels: int,
-        cycle_len: int = 24,
+        cycle_len: int | str = "auto",
         memory: str = "analog",
         key_modes: int = 32,
         value_modes: int = 32,
         temperature: float = 8.0,
         memory_stride: int = 2,
-        memory_weight: float = 0.2,
+        top_k: int = 64,
+        max_entries: int = 32_768,
     ):
         super().__init__()
         if memory not in ("analog", "off"):
             raise ValueError(f"memory must be 'analog' or 'off', got '{memory}'")
-        if not isinstance(cycle_len, int):
-            raise ValueError(f"cycle_len must be a whole number of steps, got {cycle_len!r}")
-        if cycle_len < 1 or not 0 < memory_weight < 1:
-            raise ValueError(f"need cycle_len >= 1 and 0 < memory_weight < 1 (got {cycle_len}, {memory_weight})")
+        if cycle_len == "auto":
+            raise ValueError(
+                "cycle_len 'auto' is chosen from training data when a run builds the model "
+                "(models.resolve_step_parameters); give a whole number of steps to build it directly"
+            )
+        if not isinstance(cycle_len, int) or cycle_len < 1:
+            raise ValueError(f"cycle_len must be a whole number of steps >= 1, got {cycle_len!r}")
         self.seq_len, self.pred_len, self.cycle_len = seq_len, pred_len, cycle_len
         self.cycle = nn.Parameter(torch.zeros(cycle_len, n_channels))
         self.linear = nn.Linear(seq_len, pred_len)
         self.memory = (
-            AnalogMemory(seq_len, pred_len, key_modes, value_modes, temperature, memory_stride)
+            AnalogMemory(seq_len, pred_len, key_modes, value_modes, temperature, memory_stride, top_k, max_entries)
             if memory == "analog"
             else None
         )
-        self._built_from: WindowSet | None = None
-        self.blend_logit = nn.Parameter(torch.full((pred_len,), math.log(memory_weight / (1 - memory_weight))))
+        self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
 
-    def build_memory(self, train: WindowSet) -> None:
-        """Fill the memory with every training window and its future, normalised as :meth:`forward` does
-        (nothing to do when it already holds these windows)."""
-        if self.memory is None or (self.memory.ready and self._built_from is train):
-            return
-        self._built_from = train
-        inputs, futures = train.inputs_and_futures()  # [N, C, L], [N, C, H]
-        normalised, mean, std = normalise(inputs.transpose(1, 2))
-        rows = normalised.transpose(1, 2).reshape(-1, self.seq_len)  # one row per window and channel
-        future_rows = ((futures.transpose(1, 2) - mean) / std).transpose(1, 2).reshape(-1, self.pred_len)
-        self.memory.build(rows, future_rows, train.positions.repeat_interleave(inputs.shape[1]))
+    @property
+    def reads_memory(self) -> bool:
+        return self.memory is not None and self.memory.ready and bool(self.blend.any())
 
-    def _cycle_at(self, positions: torch.Tensor, offset: int, length: int) -> torch.Tensor:
-        """The learned cycle over ``length`` steps from each window's ``position + offset`` ``[B, length, C]``.
+    def _stretches(self, offset: int, length: int) -> torch.Tensor:
+        """For each phase ``p``: the learned cycle over ``length`` steps from ``p + offset`` ``[cycle, C, length]``."""
+        repeats = -(-(length + 2 * self.cycle_len) // self.cycle_len)
+        every_start = self.cycle.repeat(repeats, 1).unfold(0, length, 1)  # [starts, C, length]
+        return every_start[offset % self.cycle_len :][: self.cycle_len]
 
-        Every phase's stretch is one of ``cycle_len`` rolled copies; picking them with a one-hot matmul
-        keeps the backward pass a matmul (an indexed gather's backward is a slow scatter-add on CPU).
+    def _base(self, x: torch.Tensor, positions: torch.Tensor):
+        """``(normalised input, network forecast in normalised units, mean, std)``.
+
+        The network is ``W (x - c_in) + b + c_out`` with the cycle's stretches ``c_in`` over the input and
+        ``c_out`` over the horizon. Both depend on the window's phase only, so ``c_out - W c_in`` is
+        computed once per phase (``cycle x C x seq_len x pred_len``) and each window picks its row: far
+        cheaper than subtracting and adding per window, and the same function.
         """
-        repeats = -(-(length + self.cycle_len) // self.cycle_len)
-        stretches = self.cycle.repeat(repeats, 1).unfold(0, length, 1)[: self.cycle_len]  # [cycle, C, length]
-        phase = (positions + offset) % self.cycle_len
-        pick = nn.functional.one_hot(phase, self.cycle_len).to(stretches.dtype)
-        return (pick @ stretches.flatten(1)).view(-1, self.cycle.shape[1], length).transpose(1, 2)
+        if positions is None:
+            raise ValueError("KLCycleForecaster needs each window's position (the phase of its cycle)")
+        normalised, mean, std = normalise(x)
+        per_phase = self._stretches(self.seq_len, self.pred_len) - self._stretches(0, self.seq_len) @ self.linear.weight.T
+        cycle = per_phase.flatten(1).index_select(0, positions % self.cycle_len).view(-1, x.shape[2], self.pred_len)
+        forecast = self.linear(normalised.transpose(1, 2)) + cycle
+        return normalised, forecast.transpose(1, 2), mean, std
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``[B, seq_len, C]`` -> ``[B, pred_len, C]``; ``positions`` ``[B]``: each window's first row on the clock."""
-        if positions is None:
-            raise ValueError("KLCycleForecaster needs each window's position (the phase of its daily cycle)")
-        normalised, mean, std = normalise(x)
-        residual = normalised - self._cycle_at(positions, 0, self.seq_len)
-        forecast = self.linear(residual.transpose(1, 2)).transpose(1, 2)
-        forecast = forecast + self._cycle_at(positions, self.seq_len, self.pred_len)
-        recalled = self.recall(normalised, positions)
-        if recalled is not None:
-            weight = torch.sigmoid(self.blend_logit)[None, :, None]
-            forecast = forecast + weight * (recalled - forecast)
+        normalised, forecast, mean, std = self._base(x, positions)
+        if self.reads_memory:
+            forecast = forecast + self.blend[None, :, None] * (self.recall(normalised, positions) - forecast)
         return denormalise(forecast, mean, std)
 
-    def recall(self, normalised: torch.Tensor, positions: torch.Tensor) -> torch.Tensor | None:
-        """The memory's analog forecast ``[B, pred_len, C]`` (normalised units), or None when off or empty.
+    def recall(self, normalised: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The memory's analog forecast ``[B, pred_len, C]`` (normalised units).
 
         Stored windows overlapping the query's own span are never read, in training or evaluation.
         """
-        if self.memory is None or not self.memory.ready:
-            return None
         batch, _, channels = normalised.shape
         rows = normalised.transpose(1, 2).reshape(batch * channels, self.seq_len)
         read = self.memory.read(rows, positions.repeat_interleave(channels), self.seq_len + self.pred_len)
         return read.reshape(batch, channels, self.pred_len).transpose(1, 2)
+
+    @torch.no_grad()
+    def build_memory(self, train: WindowSet) -> None:
+        """Fill the memory with training windows and their futures, normalised as :meth:`forward` does."""
+        inputs, futures = train.inputs_and_futures()  # [N, C, L], [N, C, H] views
+        starts = self.memory.starts_to_store(len(train), inputs.shape[1])
+        inputs, futures = inputs[starts], futures[starts]
+        normalised, mean, std = normalise(inputs.transpose(1, 2))
+        rows = normalised.transpose(1, 2).reshape(-1, self.seq_len)  # one row per window and series
+        future_rows = ((futures.transpose(1, 2) - mean) / std).transpose(1, 2).reshape(-1, self.pred_len)
+        self.memory.build(rows, future_rows, train.positions[starts].repeat_interleave(inputs.shape[1]))
+
+    @torch.no_grad()
+    def calibrate_memory(self, train: WindowSet, val: WindowSet, n_outputs: int, batch_size: int) -> dict | None:
+        """Build the memory, fit the per-step blend, and keep it only if it lowers validation MSE.
+
+        The blend minimising training MSE is closed-form per step (``w = <s, e> / <s, s>`` with ``e``
+        the network's error and ``s`` the memory's correction, in the data's scaled units), clipped
+        to [0, 1]. Validation picks how much of it to use (:data:`SHRINK_CHOICES`, or none); a gain
+        under :data:`MIN_GAIN` drops the memory. Returns the figures behind the decision.
+        """
+        if self.memory is None:
+            return None
+        self.eval()
+        self.blend.zero_()
+        self.build_memory(train)
+        sample = torch.linspace(0, len(train) - 1, max(1, min(len(train), CALIBRATION_ROWS // train.series.shape[1])))
+        fit = self._correction_sums(train, sample.round().long().unique(), n_outputs, batch_size)
+        weights = (fit["error_dot_correction"] / fit["correction_squared"].clamp_min(1e-12)).clamp(0.0, 1.0)
+        held_out = self._correction_sums(val, torch.arange(len(val)), n_outputs, batch_size)
+        base_sse = float(held_out["error_squared"].sum())
+
+        def sse(shrink: float) -> float:
+            blend = shrink * weights
+            return base_sse + float(
+                (-2 * blend * held_out["error_dot_correction"] + blend**2 * held_out["correction_squared"]).sum()
+            )
+
+        shrink = min(SHRINK_CHOICES, key=sse)
+        kept = sse(shrink) <= (1 - MIN_GAIN) * base_sse
+        if kept:
+            self.blend.copy_(shrink * weights)
+        else:
+            self.memory.reset()
+        count = held_out["count"]
+        return {
+            "memory_used": kept,
+            "val_mse_without_memory": base_sse / count,
+            "val_mse_with_memory": sse(shrink) / count,
+            "shrink": shrink if kept else 0.0,
+            "entries": self.memory.n_entries if kept else 0,
+        }
+
+    def _correction_sums(self, windows: WindowSet, index: torch.Tensor, n_outputs: int, batch_size: int):
+        """Per-step sums over ``windows[index]`` and output series of ``e^2``, ``s e`` and ``s^2``."""
+        sums = {name: torch.zeros(self.pred_len, dtype=torch.float64) for name in _SUMS}
+        for start in range(0, len(index), batch_size):
+            inputs, targets, positions = windows.batch(index[start : start + batch_size])
+            normalised, forecast, mean, std = self._base(inputs, positions)
+            correction = ((self.recall(normalised, positions) - forecast) * std)[..., -n_outputs:].double()
+            error = (targets[:, -self.pred_len :] - denormalise(forecast, mean, std)[..., -n_outputs:]).double()
+            sums["error_squared"] += error.square().sum(dim=(0, 2))
+            sums["error_dot_correction"] += (error * correction).sum(dim=(0, 2))
+            sums["correction_squared"] += correction.square().sum(dim=(0, 2))
+        return {**sums, "count": len(index) * self.pred_len * n_outputs}

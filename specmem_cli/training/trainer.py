@@ -4,9 +4,9 @@ Adam on MSE, TSL's ``type1`` learning-rate halving, early stopping on the *valid
 the best weights restored, shuffled training batches, ordered evaluation with no dropped
 windows (``train.loss`` and ``train.lr_schedule`` may replace TSL's MSE and ``type1``). The test
 split is never touched here: :func:`evaluate_windows` is called on it once, after training, by the
-run driver. The memory follows the published loop (reset at the start of every epoch), or, for a
-memory built from the training trajectory, is rebuilt then; at evaluation it is either reset
-(published: empty) or frozen (kept from training).
+run driver. The memory follows the published loop (reset at the start of every epoch); at
+evaluation it is either reset (published: empty) or frozen (kept from training). A memory built
+from the training trajectory is built and calibrated once, after training, and only under ``frozen``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class FitResult:
     best_val_mse: float
     seconds: float
     seconds_per_step: float
+    memory: dict | None = None  # what calibrating a built memory decided (validation figures), if any
 
 
 class Reporter:
@@ -79,14 +80,11 @@ def training_loss(prediction: torch.Tensor, target: torch.Tensor, loss: str) -> 
     return nn.functional.mse_loss(prediction, target)
 
 
-def start_epoch_memory(model: nn.Module, train: WindowSet) -> None:
-    """The published loop empties a written memory every epoch; a built memory is rebuilt instead."""
+def start_epoch_memory(model: nn.Module) -> None:
+    """The published loop empties a written memory every epoch (a memory built from the training
+    trajectory is only built after training, by ``calibrate_memory``: it is empty here)."""
     memory = getattr(model, "memory", None)
-    if memory is None:
-        return
-    if hasattr(model, "build_memory"):
-        model.build_memory(train)
-    else:
+    if memory is not None:
         memory.reset()
 
 
@@ -147,7 +145,7 @@ def fit(
         lr = learning_rate(config.lr, epoch, config.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        start_epoch_memory(model, data.train)
+        start_epoch_memory(model)
         model.train()
         reporter.start_epoch(epoch, config.epochs, data.train.n_batches(config.batch_size))
         epoch_start, losses = time.perf_counter(), []
@@ -180,6 +178,15 @@ def fit(
     if best_state is None:
         raise SpecmemError("training diverged: the validation loss is not a number; lower train.lr")
     model.load_state_dict(best_state)
+    calibration = None
+    if config.memory_at_eval == "frozen" and hasattr(model, "calibrate_memory"):
+        calibration = model.calibrate_memory(data.train, data.val, n_outputs, config.batch_size)
     return FitResult(
-        best_epoch, epochs_run, steps, best_val, time.perf_counter() - start, train_seconds / max(steps, 1)
+        best_epoch,
+        epochs_run,
+        steps,
+        best_val,
+        time.perf_counter() - start,
+        train_seconds / max(steps, 1),
+        calibration,
     )
