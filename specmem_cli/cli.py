@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from specmem_cli import __version__
 from specmem_cli.errors import SpecmemError
 
-MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set", "--model")
+MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set", "--model", "--data")
 
 
 class MultiValueGroup(TyperGroup):
@@ -130,10 +130,19 @@ def train(
     config: Annotated[
         str | None,
         typer.Option(
-            help="YAML config file or preset name (demo, etth1, etth1_paper, etth1_backbones). Default: demo."
+            help="YAML config file or preset name (default, demo, etth1, etth1_paper, etth1_backbones). "
+            "Default: 'default' (the data-agnostic model) when --data is given, else 'demo' (offline synthetic demo)."
         ),
     ] = None,
-    data: Annotated[str | None, typer.Option(help="Data set name (synthetic, ETTh1, ...) or a CSV path.")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Data set name(s) (synthetic, ETTh1, ETTh2, ETTm1, ETTm2, weather, electricity, traffic, exchange_rate, "
+            "national_illness) or CSV path(s); a known name's protocol (split, look-back, horizons) applies. "
+            "Several (--data ETTh1 ETTm1 weather) run one after another, with a model x data set summary.",
+        ),
+    ] = None,
     pred_len: Annotated[
         list[int] | None, typer.Option("--pred-len", help="Horizons, e.g. --pred-len 96 192 336 720.")
     ] = None,
@@ -176,13 +185,21 @@ def train(
 
     With no arguments, runs the built-in demo (synthetic data, small model) end to end.
     """
-    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, summarise
-    from specmem_cli.training.config import apply_overrides, load_config, with_model
-    from specmem_cli.training.runs import run_sweep
+    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table, summarise
+    from specmem_cli.training.config import (
+        DATA_DEFAULT_PRESET,
+        DEFAULT_PRESET,
+        apply_overrides,
+        load_config,
+        with_model,
+        with_protocol,
+    )
+    from specmem_cli.training.runs import dataset_label, run_sweep
 
-    base = load_config(config)
+    preset = config or (DATA_DEFAULT_PRESET if data else DEFAULT_PRESET)
+    base = load_config(preset)
     settings = list(overrides or [])
-    for key, value in (("data.name", data), ("data.date_col", date_col), ("data.fill", fill)):
+    for key, value in (("data.date_col", date_col), ("data.fill", fill)):
         if value is not None:
             settings.append(f"{key}={json.dumps(value)}")
     if pred_len:
@@ -193,31 +210,39 @@ def train(
         raise SpecmemError("--jobs must be at least 1")
     if threads_per_job is not None:
         settings.append(f"train.threads={threads_per_job}")
-    experiments = [apply_overrides(with_model(base, name), settings) for name in (models or [base.model_name])]
-    out_dir = out or Path("runs") / Path(config or "demo").stem
+    data_settings = [[f"data.name={json.dumps(name)}"] for name in data] if data else [[]]
+    experiments = [
+        with_protocol(apply_overrides(with_model(base, name), [*named, *settings]))
+        for named in data_settings
+        for name in (models or [base.model_name])
+    ]
+    out_dir = out or Path("runs") / Path(preset).stem
     total = sum(len(e.data.pred_lens) * len(e.seeds) for e in experiments)
-    records_by_model = {}
+    records_by_run = {}
     with RichSweepReporter(total, quiet) as reporter:
         for experiment in experiments:
-            records_by_model[experiment.model_name] = run_sweep(
+            key = (experiment.model_name, dataset_label(experiment.data.name))
+            records_by_run[key] = run_sweep(
                 experiment, out_dir, reporter, jobs=jobs, backend=backend, scheduler=scheduler
             )
-    for experiment in experiments:
-        records = records_by_model[experiment.model_name]
-        title = f"{experiment.model_name} on {records[0].dataset} (seq_len {experiment.data.seq_len}), test split"
+    for experiment, ((model, dataset), records) in zip(experiments, records_by_run.items(), strict=True):
+        title = f"{model} on {dataset} (seq_len {experiment.data.seq_len}), test split"
         stderr.print(results_table(records, title))
-    if len(experiments) > 1:
-        stderr.print(comparison_table(records_by_model))
+    datasets = list(dict.fromkeys(dataset for _, dataset in records_by_run))
+    models_run = list(dict.fromkeys(model for model, _ in records_by_run))
+    if len(datasets) > 1:
+        stderr.print(suite_table(records_by_run))
+    elif len(models_run) > 1:
+        stderr.print(comparison_table({model: records for (model, _), records in records_by_run.items()}))
     stderr.print(f"runs in {out_dir}", highlight=False, markup=False)
     if as_json:
-        _emit_json(
-            {
-                "runs": [r.to_dict() for records in records_by_model.values() for r in records],
-                "summary": {name: summarise(records) for name, records in records_by_model.items()}
-                if len(experiments) > 1
-                else summarise(next(iter(records_by_model.values()))),
-            }
-        )
+        if len(datasets) > 1:
+            summary = {d: {m: summarise(r) for (m, dd), r in records_by_run.items() if dd == d} for d in datasets}
+        elif len(models_run) > 1:
+            summary = {model: summarise(records) for (model, _), records in records_by_run.items()}
+        else:
+            summary = summarise(next(iter(records_by_run.values())))
+        _emit_json({"runs": [r.to_dict() for records in records_by_run.values() for r in records], "summary": summary})
 
 
 @app.command()

@@ -127,6 +127,32 @@ def comparison_table(records_by_model: dict[str, Sequence[RunRecord]]) -> Table:
     return table
 
 
+def suite_table(records_by_run: dict[tuple[str, str], Sequence[RunRecord]]) -> Table:
+    """Model x data set: the horizon-averaged test MSE and MAE (mean ± std over seeds); best MSE per data set in bold."""
+    summaries = {key: summarise(records)["average"] for key, records in records_by_run.items()}
+    datasets = list(dict.fromkeys(dataset for _, dataset in summaries))
+    models = list(dict.fromkeys(model for model, _ in summaries))
+    best = {d: min(s["mse"] for (_, dd), s in summaries.items() if dd == d) for d in datasets}
+    table = Table(
+        title="summary: test MSE / MAE averaged over horizons, mean ± std over seeds (best MSE in bold)",
+        title_justify="left",
+    )
+    table.add_column("model")
+    for dataset in datasets:
+        table.add_column(escape(dataset), justify="right")
+    for model in models:
+        cells = []
+        for dataset in datasets:
+            stats = summaries.get((model, dataset))
+            if stats is None:
+                cells.append("-")
+                continue
+            text = f"{stats['mse']:.4f} ± {stats['mse_std']:.4f} / {stats['mae']:.4f}"
+            cells.append(f"[bold]{text}[/]" if stats["mse"] == best[dataset] else text)
+        table.add_row(escape(model), *cells)
+    return table
+
+
 class RichSweepReporter(SweepReporter):
     """Run, epoch and step bars with the running loss and ETA."""
 

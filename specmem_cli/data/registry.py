@@ -30,46 +30,101 @@ _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """Where a data set comes from and how to recognise the right bytes.
+class Protocol:
+    """How a data set is benchmarked (Time-Series-Library): its split and its default windows."""
 
-    ``sha256`` is preferred; ``git_blob_sha1`` (SHA-1 of ``"blob <size>\\0" + bytes``, the id git
-    shows for a file) is accepted for files whose publisher only exposes that.
+    split: str = "ratio"  # ett_hour / ett_minute month borders, or 70/10/20 by rows
+    seq_len: int = 96
+    label_len: int = 48
+    pred_lens: tuple[int, ...] = (96, 192, 336, 720)
+
+
+DEFAULT_PROTOCOL = Protocol()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a data set comes from, how to recognise the right bytes, and its protocol.
+
+    ``sha256`` lists every accepted digest (a file that circulates with CRLF and with LF line
+    endings has two); ``git_blob_sha1`` (SHA-1 of ``"blob <size>\\0" + bytes``, the id git shows for
+    a file) is accepted for files whose publisher only exposes that. A spec with no URL or no hash
+    cannot be downloaded, but a local file of that name still gets the protocol.
     """
 
     name: str
-    url: str
-    sha256: str | None = None
+    url: str | None = None
+    sha256: tuple[str, ...] = ()
     git_blob_sha1: str | None = None
-    size: int | None = None
+    protocol: Protocol = DEFAULT_PROTOCOL
+    filename: str = ""
+
+    def __post_init__(self):
+        if not self.filename:
+            default = self.url.rstrip("/").rsplit("/", 1)[-1] if self.url else f"{self.name}.csv"
+            object.__setattr__(self, "filename", default)
 
     @property
-    def filename(self) -> str:
-        return self.url.rstrip("/").rsplit("/", 1)[-1]
+    def verifiable(self) -> bool:
+        return bool(self.sha256 or self.git_blob_sha1)
 
-    def expected_hash(self) -> tuple[str, str]:
-        return ("sha256", self.sha256) if self.sha256 else ("git-blob-sha1", self.git_blob_sha1 or "")
+    def expected_hashes(self) -> list[tuple[str, str]]:
+        return [("sha256", digest) for digest in self.sha256] + (
+            [("git-blob-sha1", self.git_blob_sha1)] if self.git_blob_sha1 else []
+        )
 
 
+_ETT_HOUR, _ETT_MINUTE = Protocol(split="ett_hour"), Protocol(split="ett_minute")
 KNOWN_DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
             "ETTh1",
             _ETT_BASE + "ETTh1.csv",
-            sha256="f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
-            size=2_589_657,
+            ("f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",),
+            protocol=_ETT_HOUR,
         ),
         DatasetSpec(
             "ETTh2",
             _ETT_BASE + "ETTh2.csv",
-            sha256="a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b",
-            size=2_417_960,
+            ("a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b",),
+            protocol=_ETT_HOUR,
         ),
-        DatasetSpec("ETTm1", _ETT_BASE + "ETTm1.csv", git_blob_sha1="62c9f979e2dc5b05d9cc5b38891e60e6baf77417"),
-        DatasetSpec("ETTm2", _ETT_BASE + "ETTm2.csv", git_blob_sha1="f9d46027c987d442d2d8f81308d1d8c4d1d35db8"),
+        DatasetSpec(
+            "ETTm1",
+            _ETT_BASE + "ETTm1.csv",
+            ("6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e",),
+            protocol=_ETT_MINUTE,
+        ),
+        DatasetSpec(
+            "ETTm2",
+            _ETT_BASE + "ETTm2.csv",
+            ("db973ca252c6410a30d0469b13d696cf919648d0f3fd588c60f03fdbdbadd1fd",),
+            protocol=_ETT_MINUTE,
+        ),
+        # The TSL files below have no URL whose bytes specmem can vouch for: `specmem download NAME
+        # --mirror DIR|URL` verifies a copy where a hash is known; a local NAME.csv gets the protocol.
+        DatasetSpec(
+            "weather",
+            sha256=(
+                "34ee981d07313e51da2a50bb600072c8ae4a69cb4b0651f4cb93a069d7a2ba63",  # CRLF, as TSL ships it
+                "9b2b19b13e342d9c9b9c51620d42b4be232df7fba30e7f5c4968b7c79ab138ad",  # the same bytes with LF
+            ),
+        ),
+        DatasetSpec("electricity"),
+        DatasetSpec("traffic"),
+        DatasetSpec("exchange_rate"),
+        DatasetSpec("national_illness", protocol=Protocol(seq_len=36, label_len=18, pred_lens=(24, 36, 48, 60))),
     )
 }
+
+
+def protocol_for(name_or_path: str) -> Protocol:
+    """The protocol of a known data set, by name or by a file's stem (``data/ETTm2.csv``); TSL's
+    70/10/20 split with look-back 96 and horizons 96-720 for anything else."""
+    stem = Path(name_or_path).stem.lower() if name_or_path.lower().endswith(".csv") else name_or_path.lower()
+    by_lower = {key.lower(): spec for key, spec in KNOWN_DATASETS.items()}
+    return by_lower[stem].protocol if stem in by_lower else DEFAULT_PROTOCOL
 
 
 def data_dir() -> Path:
@@ -84,16 +139,14 @@ def registry(extra: dict[str, Any] | None = None) -> dict[str, DatasetSpec]:
     for name, entry in (extra or {}).items():
         if not isinstance(entry, dict) or "url" not in entry:
             raise DataError(f"dataset '{name}' in the config needs a 'url' and a 'sha256'")
-        unknown = set(entry) - {"url", "sha256", "git_blob_sha1", "size"}
+        unknown = set(entry) - {"url", "sha256", "git_blob_sha1"}
         if unknown:
-            raise DataError(
-                f"dataset '{name}': unknown key(s) {', '.join(sorted(unknown))}; allowed: url, sha256, size"
-            )
+            raise DataError(f"dataset '{name}': unknown key(s) {', '.join(sorted(unknown))}; allowed: url, sha256")
         sha256 = str(entry.get("sha256", "")).lower() or None
         blob = str(entry.get("git_blob_sha1", "")).lower() or None
         if not ((sha256 and _SHA256.match(sha256)) or (blob and _SHA1.match(blob))):
             raise DataError(f"dataset '{name}' needs a 64-hex-digit 'sha256' so its download can be verified")
-        merged[str(name)] = DatasetSpec(str(name), str(entry["url"]), sha256, blob, entry.get("size"))
+        merged[str(name)] = DatasetSpec(str(name), str(entry["url"]), (sha256,) if sha256 else (), blob)
     return merged
 
 
@@ -119,9 +172,16 @@ def file_hash(path: Path, kind: str) -> str:
     return digest.hexdigest()
 
 
+def matches(spec: DatasetSpec, path: Path) -> tuple[bool, str]:
+    """Whether ``path`` has one of the spec's accepted hashes, and what it has (for the error message)."""
+    found = {kind: file_hash(path, kind) for kind in {kind for kind, _ in spec.expected_hashes()}}
+    return any(found[kind] == value for kind, value in spec.expected_hashes()), ", ".join(
+        f"{kind} {value}" for kind, value in sorted(found.items())
+    )
+
+
 def is_verified(spec: DatasetSpec, path: Path) -> bool:
-    kind, expected = spec.expected_hash()
-    return path.is_file() and file_hash(path, kind) == expected
+    return path.is_file() and matches(spec, path)[0]
 
 
 def local_path(name: str, datasets: dict[str, DatasetSpec] | None = None) -> Path:
@@ -148,6 +208,16 @@ def download(
     ``mirror`` replaces the URL's base: an http(s) URL, or a local directory holding the file (for
     machines without internet). A verified file already present is reused unless ``force``.
     """
+    if not spec.verifiable:
+        raise DataError(
+            f"specmem knows no hash for '{spec.name}', so it cannot verify a download; put {spec.filename} in "
+            f"{directory} (or pass --data path/to/{spec.filename}) and it is used with its protocol"
+        )
+    if mirror is None and spec.url is None:
+        raise DataError(
+            f"'{spec.name}' has no download address specmem can vouch for; fetch {spec.filename} yourself and run "
+            f"`specmem download {spec.name} --mirror DIRECTORY` to verify and install it"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / spec.filename
     if target.exists() and (force or not is_verified(spec, target)):
@@ -194,14 +264,14 @@ def _copy_from_directory(spec: DatasetSpec, mirror: Path, target: Path) -> None:
 
 
 def _verify_or_remove(spec: DatasetSpec, path: Path, source: Path, remove: bool = True) -> None:
-    kind, expected = spec.expected_hash()
-    actual = file_hash(path, kind)
-    if actual != expected:
+    verified, actual = matches(spec, path)
+    if not verified:
         if remove:
             path.unlink(missing_ok=True)
         removed = " (removed)" if remove else ""
+        expected = " or ".join(f"{kind} {value}" for kind, value in spec.expected_hashes())
         raise DataError(
-            f"checksum mismatch for {source}{removed}: {kind} expected {expected}, got {actual}; "
+            f"checksum mismatch for {source}{removed}: expected {expected}, got {actual}; "
             "the download is corrupt or the source changed, retry or use another --mirror"
         )
 

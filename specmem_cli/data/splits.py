@@ -9,11 +9,12 @@ files the same in quarter-hours, any other CSV 70% / 10% / 20%. Validation and t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 import torch
 
 from specmem_cli.data.calendar import TimeAxis
+from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.data.table import SeriesTable
 from specmem_cli.data.windows import WindowSet
@@ -27,12 +28,7 @@ _HOURS_PER_MONTH = 30 * 24
 
 def infer_split_scheme(name: str) -> str:
     """ETT files keep TSL's fixed month borders; every other set uses the 70/10/20 ratio."""
-    stem = Path(name).stem
-    if stem.startswith("ETTh"):
-        return "ett_hour"
-    if stem.startswith("ETTm"):
-        return "ett_minute"
-    return "ratio"
+    return protocol_for(name).split
 
 
 def split_borders(n_rows: int, seq_len: int, scheme: str) -> list[tuple[int, int]]:
@@ -68,6 +64,12 @@ class PreparedData:
     borders: list[tuple[int, int]]
     table: SeriesTable
     time_axis: TimeAxis
+
+    def training_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training split's raw values ``[rows, series]`` (model channel order) and clock positions ``[rows]``."""
+        start, end = self.borders[0]
+        order = [self.table.columns.index(c) for c in self.columns]
+        return self.table.values[start:end, order], self.time_axis.positions(self.table.dates[start:end]).numpy()
 
     def split(self, name: str) -> WindowSet:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -129,9 +131,10 @@ def prepare(
     for name, (start, end) in zip(SPLIT_NAMES, borders, strict=True):
         rows = end - start
         if rows - seq_len - pred_len + 1 < 1:
+            longest = f"the longest horizon that fits is {rows - seq_len}" if rows > seq_len else "shorten seq_len"
             raise DataError(
                 f"{table.source}: the {name} split has {rows} rows, too few for seq_len {seq_len} + pred_len {pred_len}; "
-                "use a longer series or shorter windows"
+                f"{longest} (--pred-len), or use a longer series"
             )
         positions = time_axis.positions(table.dates[start:end])
         windows.append(WindowSet(scaled[start:end], seq_len, label_len, pred_len, output_channels, positions))

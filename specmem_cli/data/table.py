@@ -19,7 +19,7 @@ FILL_METHODS = ("ffill", "interpolate")
 
 @dataclass(frozen=True)
 class SeriesTable:
-    """A validated multivariate series: strictly increasing timestamps and finite float values."""
+    """A validated multivariate series: increasing timestamps (a record repeated whole may stand twice) and finite float values."""
 
     dates: pd.DatetimeIndex
     values: np.ndarray  # [rows, columns], float64
@@ -65,7 +65,7 @@ def table_from_frame(
     numeric = frame.drop(columns=[date_column])
     values = _numeric_values(numeric, source)
     values = _check_finite(values, list(numeric.columns), source, fill)
-    _check_order(dates, source)
+    _check_order(dates, values, source)
     return SeriesTable(dates, values, [str(c) for c in numeric.columns], date_column, source)
 
 
@@ -140,11 +140,18 @@ def _check_finite(values: np.ndarray, columns: list[str], source: str, fill: str
     return frame.to_numpy(dtype=np.float64)
 
 
-def _check_order(dates: pd.DatetimeIndex, source: str) -> None:
-    if dates.has_duplicates:
-        first = dates[dates.duplicated()][0]
-        raise DataError(f"{source}: duplicated timestamp {first}; remove or aggregate the duplicate rows")
-    if not dates.is_monotonic_increasing:
+def _check_order(dates: pd.DatetimeIndex, values: np.ndarray, source: str) -> None:
+    """Timestamps must increase; a row repeated whole (same time, same values: one record written twice,
+    as once in the benchmark weather file) is kept, since the TSL protocol counts it, but a timestamp
+    that carries two different records is ambiguous."""
+    repeated = np.nonzero(dates.duplicated())[0]
+    conflicting = [row for row in repeated if not np.array_equal(values[row], values[row - 1])]
+    if conflicting:
+        first = dates[conflicting[0]]
+        raise DataError(
+            f"{source}: duplicated timestamp {first} with different values; remove or aggregate the duplicate rows"
+        )
+    if not dates.is_monotonic_increasing:  # repeated rows were adjacent: still non-decreasing
         steps = np.diff(dates.asi8)
         row = int(np.nonzero(steps < 0)[0][0]) + 1
         raise DataError(

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from specmem_cli.data.registry import protocol_for
 from specmem_cli.errors import ConfigError
 
 MEMORY_AT_EVAL = ("reset", "frozen")
@@ -46,7 +47,11 @@ def parse_yaml(text: str) -> Any:
 
 @dataclass
 class DataConfig:
-    """What to forecast: ``name`` is a dataset name (``synthetic``, ``ETTh1``, ...) or a CSV path."""
+    """What to forecast: ``name`` is a dataset name (``synthetic``, ``ETTh1``, ...) or a CSV path.
+
+    ``seq_len``, ``label_len`` and ``pred_lens`` left empty take the data set's protocol
+    (:func:`with_protocol`): look-back 36 and horizons 24-60 on ``national_illness``, 96 and 96-720 elsewhere.
+    """
 
     name: str = "synthetic"
     date_col: str | None = None
@@ -54,9 +59,9 @@ class DataConfig:
     target: str | None = None
     split: str = "auto"
     fill: str | None = None
-    seq_len: int = 96
-    label_len: int = 48
-    pred_lens: list[int] = field(default_factory=lambda: [96, 192, 336, 720])
+    seq_len: int | None = None
+    label_len: int | None = None
+    pred_lens: list[int] | None = None
 
 
 @dataclass
@@ -141,11 +146,17 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
 
     data, train = config.data, config.train
     need(
-        isinstance(data.pred_lens, list) and data.pred_lens and all(_is_int(p) and p > 0 for p in data.pred_lens),
+        data.pred_lens is None
+        or (isinstance(data.pred_lens, list) and data.pred_lens and all(_is_int(p) and p > 0 for p in data.pred_lens)),
         "data.pred_lens must be a non-empty list of positive integers",
     )
-    need(_is_int(data.seq_len) and data.seq_len > 0, "data.seq_len must be a positive integer")
-    need(_is_int(data.label_len) and 0 <= data.label_len <= data.seq_len, "data.label_len must be in [0, seq_len]")
+    need(
+        data.seq_len is None or (_is_int(data.seq_len) and data.seq_len > 0), "data.seq_len must be a positive integer"
+    )
+    need(
+        data.label_len is None or (_is_int(data.label_len) and 0 <= data.label_len <= (data.seq_len or data.label_len)),
+        "data.label_len must be in [0, seq_len]",
+    )
     need(
         isinstance(config.seeds, list) and config.seeds and all(_is_int(s) for s in config.seeds),
         "seeds must be a non-empty list of integers",
@@ -169,11 +180,27 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
     need(isinstance(config.model.get("name"), str), "model.name must be a string")
 
 
+def with_protocol(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with its empty window settings taken from its data set's protocol (a look-back shorter
+    than the protocol's label length keeps half the look-back as label)."""
+    data = config.data
+    if None not in (data.seq_len, data.label_len, data.pred_lens):
+        return config
+    protocol = protocol_for(data.name)
+    seq_len = data.seq_len if data.seq_len is not None else protocol.seq_len
+    label_len = data.label_len if data.label_len is not None else min(protocol.label_len, seq_len // 2)
+    pred_lens = data.pred_lens if data.pred_lens is not None else list(protocol.pred_lens)
+    return dataclasses.replace(
+        config, data=dataclasses.replace(data, seq_len=seq_len, label_len=label_len, pred_lens=pred_lens)
+    )
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-DEFAULT_PRESET = "demo"
+DEFAULT_PRESET = "demo"  # `specmem train` with no arguments: offline, about a minute
+DATA_DEFAULT_PRESET = "default"  # `specmem train --data X` without --config: the data-agnostic model
 
 
 def presets() -> dict[str, Path]:
@@ -207,12 +234,14 @@ def model_preset(name: str) -> dict[str, Any]:
 
 
 def with_model(config: ExperimentConfig, name: str) -> ExperimentConfig:
-    """The same experiment with another model: its own preset unless it is the config's model already."""
+    """The same data and seeds with another model, trained with that model's own recipe: the TSL training
+    defaults, updated by its preset's ``train`` section (a preset may carry its paper's settings), never
+    the config's model's recipe (a baseline trained with klcycle's settings is a different baseline)."""
     if name == config.model_name:
         return config
     raw = config.to_dict()
     preset = model_preset(name)
-    raw["train"].update(preset.pop("train", {}))  # a preset may carry its paper's training settings
+    raw["train"] = {**dataclasses.asdict(TrainConfig()), **preset.pop("train", {})}
     raw["model"] = preset
     return config_from_dict(raw)
 

@@ -24,10 +24,10 @@ from specmem_cli.data import PreparedData, load_table, prepare
 from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
-from specmem_cli.models import build_model, resolve_durations
+from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from specmem_cli.training.config import ExperimentConfig, config_from_dict
+from specmem_cli.training.config import ExperimentConfig, config_from_dict, with_protocol
 from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything
 
 
@@ -109,6 +109,7 @@ def run_sweep(
     if backend not in parallel.BACKENDS:
         raise SpecmemError(f"unknown backend '{backend}'; use one of: {', '.join(parallel.BACKENDS)}")
     reporter = reporter or SweepReporter()
+    config = with_protocol(config)
     grid = [(p, s) for p in config.data.pred_lens for s in config.seeds]
     singles = {(p, s): run_config(config, p, s) for p, s in grid}
     run_dirs = {(p, s): out_dir / run_name(config, p, s) for p, s in grid}
@@ -165,7 +166,7 @@ def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, repor
     _fresh_run_dir(run_dir, config)
     pred_len, seed = config.data.pred_lens[0], config.seeds[0]
     seed_everything(seed)
-    params = resolve_durations(config.model_name, config.model_params, data.time_axis.step)
+    params = resolve_step_parameters(config.model_name, config.model_params, data.time_axis.step, data.training_rows())
     model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
     started = time.perf_counter()
     result = fit(model, data, config.train, seed, reporter)
@@ -183,7 +184,7 @@ def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, 
     if not isinstance(state, dict):
         raise CheckpointError(f"{weights}: not a state dict; give the checkpoint.pth that TSL saved")
     shape = published_hyper_parameters(state, n_heads)
-    raw = config.to_dict()
+    raw = with_protocol(config).to_dict()
     raw["model"] = {
         **raw["model"],
         "name": "klmemory",

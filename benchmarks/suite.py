@@ -1,0 +1,148 @@
+"""The README's suite table: the default model, its memory-off self and DLinear on every shared data set.
+
+    python benchmarks/suite.py [--data ETTh1 ETTm1 ETTm2 weather] [--out runs/suite] [--readme README.md]
+                               [--seeds 2019 2020 2021] [--jobs 1]
+
+What it measures: for each data set, three sweeps of its protocol's horizons (96/192/336/720 at
+look-back 96 here) x ``--seeds``, run exactly as ``specmem train`` runs them (TSL splits and
+train-only scaling, early stopping on validation, the test split scored once with every window kept):
+
+- ``default``: ``configs/default.yaml`` as shipped, i.e. ``specmem train --data NAME``;
+- ``default, memory off``: the same with ``--set model.memory=off``: the network alone, its memory-off self;
+- ``dlinear``: ``--model dlinear``, with DLinear's own recipe (the TSL training defaults: Adam lr 1e-4,
+  batch 32, MSE, ``type1`` halving, 10 epochs, patience 3; moving average 25), not the default's.
+
+Per data set it prints and writes the 4-horizon mean test MSE and MAE (mean ± sample std over seeds,
+each seed's horizons averaged first), the per-horizon MSE, and the sweep's wall time (measured when
+its runs ran fresh; a rerun reuses finished runs). Beside them, the published figures the issue quotes
+(papers' own numbers, every test window kept; *not* measured here) and the goal. ``--readme`` rewrites
+the block between the suite markers of the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from specmem_cli.render import summarise
+from specmem_cli.training.config import apply_overrides, load_config, with_model, with_protocol
+from specmem_cli.training.runs import run_sweep
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FILES = {
+    "ETTh1": SHARED / "ETT-small" / "ETTh1.csv",
+    "ETTm1": SHARED / "ETT-small" / "ETTm1.csv",
+    "ETTm2": SHARED / "ETT-small" / "ETTm2.csv",
+    "weather": SHARED / "weather" / "weather.csv",
+}
+# Published 4-horizon means (look-back 96, every test window kept), as quoted in issue 16; not measured here.
+PUBLISHED = {
+    "ETTh1": "CycleNet/Linear 0.433, TQNet 0.441",
+    "ETTm1": "TQNet 0.377",
+    "ETTm2": "CycleNet/MLP 0.267",
+    "weather": "TQNet 0.242",
+}
+GOALS = {"ETTh1": 0.420, "ETTm1": 0.372, "ETTm2": 0.265, "weather": 0.238}
+START, END = "<!-- suite-results:start -->", "<!-- suite-results:end -->"
+VARIANTS = [  # (label, model switch or None, --set overrides, recipe)
+    ("default", None, [], "configs/default.yaml: Huber, Adam lr 0.01, batch 256, type3, 30 epochs, patience 5"),
+    ("default, memory off", None, ["model.memory=off"], "the same, memory off"),
+    ("dlinear", "dlinear", [], "DLinear's own (TSL defaults): MSE, lr 1e-4, batch 32, type1, 10 epochs, patience 3"),
+]
+
+
+def sweep(config, out: Path, jobs: int) -> tuple[list, float | None]:
+    """The sweep's records and its wall seconds (recorded when every run ran fresh, reused after)."""
+    started = time.perf_counter()
+    records = run_sweep(config, out, jobs=jobs)
+    wall_file = out / f"wall_{records[0].model}_{records[0].dataset}.json"
+    if not any(r.reused for r in records):
+        wall_file.write_text(json.dumps({"seconds": time.perf_counter() - started, "jobs": jobs}) + "\n")
+    return records, json.loads(wall_file.read_text())["seconds"] if wall_file.exists() else None
+
+
+def command(name: str, model: str | None, overrides: list[str], seeds: list[int]) -> str:
+    switch = f" --model {model}" if model else ""
+    sets = "".join(f" --set {o}" for o in overrides)
+    return f"specmem train --data {name}{switch}{sets} --seeds {' '.join(map(str, seeds))}"
+
+
+def table(rows: list[dict]) -> str:
+    horizons = sorted({h for row in rows for h in row["summary"]["horizons"]})
+    lines = [
+        "| data set | model | avg MSE | avg MAE | "
+        + " | ".join(f"h{h} MSE" for h in horizons)
+        + " | sweep wall | published (not measured here) | goal | command |",
+        "|" + "---|" * (len(horizons) + 8),
+    ]
+    for row in rows:
+        average, per_horizon = row["summary"]["average"], row["summary"]["horizons"]
+        best = min(r["summary"]["average"]["mse"] for r in rows if r["data"] == row["data"])
+        mark = "**" if average["mse"] == best else ""
+        cells = [f"{per_horizon[h]['mse']:.4f}" if h in per_horizon else "-" for h in horizons]
+        wall = f"{row['wall'] / 60:.1f} min" if row["wall"] is not None else "n/a"
+        first = row["label"] == VARIANTS[0][0]
+        lines.append(
+            f"| {row['data']} | {row['label']} | {mark}{average['mse']:.4f}{mark} ± {average['mse_std']:.4f} | "
+            f"{average['mae']:.4f} ± {average['mae_std']:.4f} | "
+            + " | ".join(cells)
+            + f" | {wall} | {PUBLISHED.get(row['data'], '') if first else ''} | "
+            + (f"≤ {GOALS[row['data']]:.3f}" if first and row["data"] in GOALS else "")
+            + f" | `{row['command']}` |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", default=list(FILES), help="names of the shared files, or CSV paths")
+    parser.add_argument("--out", type=Path, default=Path("runs/suite"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2019, 2020, 2021])
+    parser.add_argument("--readme", type=Path, help="rewrite the suite block of this README")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel runs per sweep")
+    args = parser.parse_args()
+    rows, total = [], 0.0
+    for name in args.data:
+        source = FILES.get(name, Path(name))
+        label = name if name in FILES else Path(name).stem
+        for variant, model, overrides, recipe in VARIANTS:
+            base = load_config("default")
+            config = with_model(base, model) if model else base
+            config = with_protocol(apply_overrides(config, [f"data.name={source}", f"seeds={args.seeds}", *overrides]))
+            records, wall = sweep(config, args.out / label / variant.replace(", ", "_").replace(" ", "_"), args.jobs)
+            total += wall or 0.0
+            summary = summarise(records)
+            rows.append(
+                {
+                    "data": label,
+                    "label": variant,
+                    "summary": summary,
+                    "wall": wall,
+                    "recipe": recipe,
+                    "command": command(label, model, overrides, args.seeds),
+                }
+            )
+            print(
+                f"{label:>8} {variant:<22} avg MSE {summary['average']['mse']:.4f} ± {summary['average']['mse_std']:.4f}"
+                f"  MAE {summary['average']['mae']:.4f}  wall {wall or 0:.0f} s",
+                flush=True,
+            )
+    text = table(rows)
+    recipes = "\n".join(f"- `{variant}`: {recipe}" for variant, _, _, recipe in VARIANTS)
+    print(text)
+    print(f"recipes:\n{recipes}\ntotal wall of the sweeps that ran fresh: {total / 60:.1f} min")
+    if args.readme:
+        readme = args.readme.read_text()
+        if START not in readme or END not in readme:
+            raise SystemExit(f"{args.readme}: no '{START}' ... '{END}' block to rewrite")
+        head, rest = readme.split(START, 1)
+        _, tail = rest.split(END, 1)
+        note = "<!-- written by `python benchmarks/suite.py --readme README.md`; do not edit -->"
+        args.readme.write_text(f"{head}{START}\n{note}\n{text}\n\nTraining recipes:\n{recipes}\n{END}{tail}")
+        print(f"rewrote the suite block of {args.readme}")
+
+
+if __name__ == "__main__":
+    main()
