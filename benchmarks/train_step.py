@@ -6,9 +6,8 @@ For each config preset, two fresh processes (so peak RSS is per run) time the sa
   plain   - for-loop Adam, the default glibc allocator: how the published TSL loop runs;
   specmem - what `specmem train` uses: fused Adam, freed memory kept for reuse.
 klmemory configs: the memory holds 200 rows (mid-epoch in the published run), inputs are one batch of
-the config's batch size. klcycle (``etth1``): the analog memory is built from ETTh1's training windows
-(``--data``) and the steps run over real training batches, so every read is a first read (as in the
-first epoch; later epochs find their reads memoised and are cheaper).
+the config's batch size. klcycle (``etth1``): the steps run over real ETTh1 training batches (``--data``);
+its network trains without the memory (the memory is built and calibrated once, after training).
 Printed: parameters (and the memory's share), batch size, median ms/step, peak RSS, speed ratio.
 """
 
@@ -26,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from specmem_cli.models import build_model, forecast, resolve_durations
+from specmem_cli.models import build_model, forecast, resolve_step_parameters
 from specmem_cli.training.allocator import reuse_freed_memory
 from specmem_cli.training.config import apply_overrides, load_config
 from specmem_cli.training.runs import load_data
@@ -44,12 +43,11 @@ def measure(preset: str, variant: str, steps: int, data_path: str) -> dict:
     config = load_config(preset)
     pred_len, batch_size = config.data.pred_lens[0], config.train.batch_size
     torch.manual_seed(0)
-    params = resolve_durations(config.model_name, config.model_params, HOURLY)
+    params = resolve_step_parameters(config.model_name, config.model_params, HOURLY)
     model = build_model(config.model_name, config.data.seq_len, pred_len, 7, params)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=variant == "specmem")
-    if hasattr(model, "build_memory"):  # klcycle: the memory of ETTh1's training windows, real batches
+    if getattr(model, "uses_positions", False):  # klcycle: real ETTh1 batches (its memory is built after training)
         data = load_data(apply_overrides(config, [f"data.name={data_path}"]), pred_len)
-        model.build_memory(data.train)
         batches = data.train.batches(batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
         batches = [next(batches) for _ in range(steps + 1)]
     else:

@@ -88,7 +88,14 @@ def _emit_json(document) -> None:
 @app.command()
 @user_errors
 def download(
-    name: Annotated[str, typer.Argument(help="Data set name: ETTh1, ETTh2, ETTm1, ETTm2, or one from --config.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Data set name: ETTh1, ETTh2, ETTm1, ETTm2 (from their publisher), weather (with --mirror), or one "
+            "from --config. electricity, traffic, exchange_rate and national_illness have no hash to verify: "
+            "place NAME.csv in the data directory instead."
+        ),
+    ],
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Where to put it (default: $SPECMEM_DATA_DIR or the per-user cache).")
     ] = None,

@@ -16,6 +16,7 @@ from specmem_cli.data.registry import KNOWN_DATASETS, protocol_for
 from specmem_cli.data.seasonality import clock_periods, detect_cycle
 from specmem_cli.training.config import config_from_dict, load_config, with_protocol
 from specmem_cli.training.runs import load_run, run_sweep
+from specmem_cli.training.trainer import evaluate_windows, prepare_memory_for_eval
 from tests.conftest import SHARED
 
 runner = CliRunner()
@@ -165,5 +166,35 @@ def test_the_memory_is_kept_where_analogs_predict_what_the_network_cannot(tmp_pa
     fit = json.loads((Path(record.run_dir) / "metrics.json").read_text())["fit"]
     assert fit["memory"]["memory_used"] is True
     assert fit["memory"]["val_mse_with_memory"] < 0.9 * fit["memory"]["val_mse_without_memory"]
-    model = load_run(record.run_dir).model
-    assert model.reads_memory and 0 < float(model.blend.max()) <= 1
+    run = load_run(record.run_dir)
+    assert run.model.reads_memory and 0 < float(run.model.blend.max()) <= 1
+    # the network trained before the memory existed: scored without it, it is the memory-off run's network
+    (off,) = run_sweep(gated_config(tmp_path, series, memory="off"), tmp_path / "off")
+    prepare_memory_for_eval(run.model, "reset")
+    data = run.data()
+    alone = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
+    assert (alone.mse, alone.mae) == (off.mse, off.mae) and off.mse > record.mse
+
+
+def test_several_data_sets_and_models_in_one_call_with_each_models_own_recipe(tmp_path):
+    paths = []
+    for name, period in (("alpha", 24), ("beta", 12)):
+        frame = pd.DataFrame(seasonal(1200, period), columns=["x", "OT"])
+        frame.insert(0, "date", pd.date_range("2020-01-01", periods=1200, freq="h"))
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        paths.append(str(tmp_path / f"{name}.csv"))
+    args = ["train", "--data", *paths, "--model", "klcycle", "dlinear", "--pred-len", "12", "--seeds", "1"]
+    args += ["--set", "data.seq_len=24", "train.epochs=1", "--out", str(tmp_path / "runs"), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document["summary"]) == {"alpha", "beta"}
+    assert set(document["summary"]["alpha"]) == {"klcycle", "dlinear"}
+    assert "summary: test MSE / MAE averaged over horizons" in result.stderr
+    recipes = {run["model"]: load_run(run["run_dir"]).config.train for run in document["runs"]}
+    assert (recipes["klcycle"].lr, recipes["klcycle"].batch_size) == (0.01, 256)  # configs/default.yaml
+    assert (recipes["dlinear"].lr, recipes["dlinear"].batch_size) == (1e-4, 32)  # DLinear's own: TSL defaults
+    cycles = {
+        Path(run["run_dir"]).name: load_run(run["run_dir"]).checkpoint["model_params"] for run in document["runs"]
+    }
+    assert cycles["klcycle_alpha_sl24_pl12_seed1"]["cycle_len"] == 24

@@ -189,9 +189,13 @@ def local_path(name: str, datasets: dict[str, DatasetSpec] | None = None) -> Pat
     spec = lookup(name, datasets or KNOWN_DATASETS)
     path = data_dir() / spec.filename
     if not path.is_file():
+        how = (
+            f"run `specmem download {spec.name}`"
+            if spec.verifiable and spec.url
+            else f"put {spec.filename} there yourself (specmem cannot download it)"
+        )
         raise DataError(
-            f"dataset '{spec.name}' is not downloaded in {data_dir()}; run `specmem download {spec.name}` "
-            f"(or set {DATA_DIR_ENV})"
+            f"dataset '{spec.name}' is not in {data_dir()}; {how}, set {DATA_DIR_ENV}, or give the CSV's path"
         )
     return path
 

@@ -107,7 +107,9 @@ class KLCycleForecaster(nn.Module):
         if positions is None:
             raise ValueError("KLCycleForecaster needs each window's position (the phase of its cycle)")
         normalised, mean, std = normalise(x)
-        per_phase = self._stretches(self.seq_len, self.pred_len) - self._stretches(0, self.seq_len) @ self.linear.weight.T
+        per_phase = (
+            self._stretches(self.seq_len, self.pred_len) - self._stretches(0, self.seq_len) @ self.linear.weight.T
+        )
         cycle = per_phase.flatten(1).index_select(0, positions % self.cycle_len).view(-1, x.shape[2], self.pred_len)
         forecast = self.linear(normalised.transpose(1, 2)) + cycle
         return normalised, forecast.transpose(1, 2), mean, std
