@@ -80,6 +80,8 @@ def test_weather_verifies_with_either_line_ending_and_unhashed_sets_are_refused(
     unhashed = runner.invoke(app, ["download", "electricity", "--dir", str(tmp_path / "e"), "--mirror", str(mirror)])
     assert unhashed.exit_code == 1 and "knows no hash for 'electricity'" in unhashed.stderr
     assert not (tmp_path / "e" / "electricity.csv").exists()
+    missing = runner.invoke(app, ["train", "--data", "electricity", "--out", str(tmp_path / "r")])
+    assert missing.exit_code == 1 and "put electricity.csv there yourself" in missing.stderr
 
 
 def test_a_horizon_longer_than_the_validation_split_names_the_longest_that_fits(tmp_path):
