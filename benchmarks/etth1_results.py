@@ -26,6 +26,8 @@ import json
 import time
 from pathlib import Path
 
+from readme_block import rewrite_block
+
 from specmem_cli.render import summarise
 from specmem_cli.training.config import ExperimentConfig, apply_overrides, load_config, with_model
 from specmem_cli.training.runs import run_sweep
@@ -98,14 +100,7 @@ def main() -> None:
     text = table(rows, horizons)
     print(text)
     if args.readme:
-        readme = args.readme.read_text()
-        if START not in readme or END not in readme:
-            raise SystemExit(f"{args.readme}: no '{START}' ... '{END}' block to rewrite")
-        head, rest = readme.split(START, 1)
-        _, tail = rest.split(END, 1)
-        generated = f"{START}\n<!-- written by `python benchmarks/etth1_results.py --readme README.md`; do not edit -->\n{text}\n{END}"
-        args.readme.write_text(head + generated + tail)
-        print(f"rewrote the results block of {args.readme}")
+        rewrite_block(args.readme, START, END, "python benchmarks/etth1_results.py --readme README.md", text)
 
 
 if __name__ == "__main__":

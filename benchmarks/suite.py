@@ -30,6 +30,8 @@ import json
 import time
 from pathlib import Path
 
+from readme_block import rewrite_block
+
 from specmem_cli.render import summarise
 from specmem_cli.training.config import apply_overrides, load_config, with_model, with_protocol
 from specmem_cli.training.runs import RunRecord, load_run, run_sweep
@@ -162,14 +164,8 @@ def main() -> None:
     print(text)
     print(f"recipes:\n{recipes}\ntotal wall of the sweeps that ran fresh: {total / 60:.1f} min")
     if args.readme:
-        readme = args.readme.read_text()
-        if START not in readme or END not in readme:
-            raise SystemExit(f"{args.readme}: no '{START}' ... '{END}' block to rewrite")
-        head, rest = readme.split(START, 1)
-        _, tail = rest.split(END, 1)
-        note = "<!-- written by `python benchmarks/suite.py --readme README.md`; do not edit -->"
-        args.readme.write_text(f"{head}{START}\n{note}\n{text}\n\nTraining recipes:\n{recipes}\n{END}{tail}")
-        print(f"rewrote the suite block of {args.readme}")
+        body = f"{text}\n\nTraining recipes:\n{recipes}"
+        rewrite_block(args.readme, START, END, "python benchmarks/suite.py --readme README.md", body)
 
 
 if __name__ == "__main__":
