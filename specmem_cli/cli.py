@@ -223,12 +223,18 @@ def train(
         for named in data_settings
         for name in (models or [base.model_name])
     ]
+    labels = [(e.model_name, dataset_label(e.data.name)) for e in experiments]
+    if len(set(labels)) < len(labels):
+        repeated = next(label for label in labels if labels.count(label) > 1)
+        raise SpecmemError(
+            f"--data names '{repeated[1]}' twice for model {repeated[0]}; their runs would share directories, "
+            "so give each data set once (rename one of two files with the same name)"
+        )
     out_dir = out or Path("runs") / Path(preset).stem
     total = sum(len(e.data.pred_lens) * len(e.seeds) for e in experiments)
     records_by_run = {}
     with RichSweepReporter(total, quiet) as reporter:
-        for experiment in experiments:
-            key = (experiment.model_name, dataset_label(experiment.data.name))
+        for key, experiment in zip(labels, experiments, strict=True):
             records_by_run[key] = run_sweep(
                 experiment, out_dir, reporter, jobs=jobs, backend=backend, scheduler=scheduler
             )

@@ -122,9 +122,9 @@ KNOWN_DATASETS: dict[str, DatasetSpec] = {
 def protocol_for(name_or_path: str) -> Protocol:
     """The protocol of a known data set, by name or by a file's stem (``data/ETTm2.csv``); TSL's
     70/10/20 split with look-back 96 and horizons 96-720 for anything else."""
-    stem = Path(name_or_path).stem.lower() if name_or_path.lower().endswith(".csv") else name_or_path.lower()
-    by_lower = {key.lower(): spec for key, spec in KNOWN_DATASETS.items()}
-    return by_lower[stem].protocol if stem in by_lower else DEFAULT_PROTOCOL
+    name = Path(name_or_path).stem if name_or_path.lower().endswith(".csv") else name_or_path
+    spec = _find(name, KNOWN_DATASETS)
+    return spec.protocol if spec is not None else DEFAULT_PROTOCOL
 
 
 def data_dir() -> Path:
@@ -150,13 +150,20 @@ def registry(extra: dict[str, Any] | None = None) -> dict[str, DatasetSpec]:
     return merged
 
 
-def lookup(name: str, datasets: dict[str, DatasetSpec]) -> DatasetSpec:
-    """The spec for ``name``, or a one-line error listing the known names and the closest one."""
+def _find(name: str, datasets: dict[str, DatasetSpec]) -> DatasetSpec | None:
+    """The spec named ``name`` exactly, else case-insensitively (``etth1`` is ETTh1), else None."""
     if name in datasets:
         return datasets[name]
+    by_lower = {key.lower(): spec for key, spec in datasets.items()}
+    return by_lower.get(name.lower())
+
+
+def lookup(name: str, datasets: dict[str, DatasetSpec]) -> DatasetSpec:
+    """The spec for ``name``, or a one-line error listing the known names and the closest one."""
+    spec = _find(name, datasets)
+    if spec is not None:
+        return spec
     by_lower = {key.lower(): key for key in datasets}
-    if name.lower() in by_lower:
-        return datasets[by_lower[name.lower()]]
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
     hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
     raise DataError(f"unknown dataset '{name}'; {hint}known: {', '.join(sorted(datasets))} (or give a CSV path)")

@@ -180,7 +180,7 @@ class KLCycleForecaster(nn.Module):
             "val_mse_without_memory": base_sse / count,
             "val_mse_with_memory": sse(shrink) / count,
             "shrink": shrink if kept else 0.0,
-            "entries": self.memory.n_entries if kept else 0,
+            "entries": self.memory.n_entries,  # 0 once dropped
         }
 
     def _correction_sums(self, windows: WindowSet, index: torch.Tensor, n_outputs: int, batch_size: int):
