@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from specmem_cli import __version__
 from specmem_cli.errors import SpecmemError
 
-MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set", "--model", "--data")
+MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set", "--model", "--data", "--columns", "--value-col")
 
 
 class MultiValueGroup(TyperGroup):
@@ -67,13 +67,18 @@ def user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from specmem_cli.render import error
+        from specmem_cli.errors import describe_os_error
+        from specmem_cli.render import error, show_notes
 
+        show_notes()
         try:
             return command(*args, **kwargs)
         except SpecmemError as exc:
             error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # full disk, read-only or immutable directory, a path that is a file
+            error(describe_os_error(exc))
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             error("interrupted; finished runs are kept, rerun the same command to resume")
             raise typer.Exit(130) from None
@@ -168,8 +173,36 @@ def train(
     out: Annotated[
         Path | None, typer.Option(help="Output directory for run directories (default: runs/<config name>).")
     ] = None,
-    date_col: Annotated[str | None, typer.Option(help="Date column of a CSV (default: auto-detected).")] = None,
-    fill: Annotated[str | None, typer.Option(help="Repair NaN/inf in a CSV: ffill or interpolate.")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Forecast only this series (from all series' history; add --features S to use its own alone)."
+        ),
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="M: every series forecasts every series (default); MS: all forecast --target; S: target only."
+        ),
+    ] = None,
+    columns: Annotated[
+        list[str] | None, typer.Option("--columns", help="Keep only these series (columns, or ids of a long file).")
+    ] = None,
+    date_col: Annotated[
+        str | None, typer.Option(help="Date column of a CSV (default: the first column whose content reads as dates).")
+    ] = None,
+    id_col: Annotated[
+        str | None,
+        typer.Option(help="Series id column of a long-format CSV (id, date, value rows); default: detected."),
+    ] = None,
+    value_cols: Annotated[
+        list[str] | None,
+        typer.Option("--value-col", help="Value column(s) of a long-format CSV (default: all numeric)."),
+    ] = None,
+    fill: Annotated[
+        str | None,
+        typer.Option(help="Repair missing values and put missing clock steps back: ffill or interpolate."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print run records and the summary as JSON on stdout.")
     ] = False,
@@ -199,14 +232,23 @@ def train(
         apply_overrides,
         load_config,
         with_model,
-        with_protocol,
     )
-    from specmem_cli.training.runs import dataset_label, run_sweep
+    from specmem_cli.training.runs import dataset_label, plan_sweep, run_sweep
 
     preset = config or (DATA_DEFAULT_PRESET if data else DEFAULT_PRESET)
     base = load_config(preset)
     settings = list(overrides or [])
-    for key, value in (("data.date_col", date_col), ("data.fill", fill)):
+    if target is not None and features is None:
+        features = "MS"
+    for key, value in (
+        ("data.date_col", date_col),
+        ("data.id_col", id_col),
+        ("data.value_cols", value_cols),
+        ("data.columns", columns),
+        ("data.target", target),
+        ("data.features", features),
+        ("data.fill", fill),
+    ):
         if value is not None:
             settings.append(f"{key}={json.dumps(value)}")
     if pred_len:
@@ -219,7 +261,7 @@ def train(
         settings.append(f"train.threads={threads_per_job}")
     data_settings = [[f"data.name={json.dumps(name)}"] for name in data] if data else [[]]
     experiments = [
-        with_protocol(apply_overrides(with_model(base, name), [*named, *settings]))
+        apply_overrides(with_model(base, name), [*named, *settings])
         for named in data_settings
         for name in (models or [base.model_name])
     ]
@@ -231,12 +273,19 @@ def train(
             "so give each data set once (rename one of two files with the same name)"
         )
     out_dir = out or Path("runs") / Path(preset).stem
+    tables, planned = {}, []
+    for experiment in experiments:  # each data set is read once, and its windows settled, before any training
+        reading = (experiment.data.name, experiment.data.reading())
+        settled, tables[reading] = plan_sweep(experiment, tables.get(reading))
+        planned.append(settled)
+    experiments = planned
     total = sum(len(e.data.pred_lens) * len(e.seeds) for e in experiments)
     records_by_run = {}
     with RichSweepReporter(total, quiet) as reporter:
         for key, experiment in zip(labels, experiments, strict=True):
+            table = tables[(experiment.data.name, experiment.data.reading())]
             records_by_run[key] = run_sweep(
-                experiment, out_dir, reporter, jobs=jobs, backend=backend, scheduler=scheduler
+                experiment, out_dir, reporter, jobs=jobs, backend=backend, scheduler=scheduler, table=table
             )
     for experiment, ((model, dataset), records) in zip(experiments, records_by_run.items(), strict=True):
         title = f"{model} on {dataset} (seq_len {experiment.data.seq_len}), test split"

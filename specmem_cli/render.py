@@ -6,6 +6,7 @@ stdout is reserved for machine-readable output (``--json``), so piping a command
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,6 +21,21 @@ from specmem_cli.training.runs import RunRecord, SweepReporter
 stderr = Console(stderr=True)
 if not stderr.is_terminal:
     stderr.width = 200  # logs and pipes: never squeeze a results table into 80 columns and truncate numbers
+
+
+class NoteHandler(logging.Handler):
+    """Prints the library's one-line notes (logger ``specmem_cli``: what was detected, chosen or left out)
+    on stderr, above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stderr.print(escape(record.getMessage()), style="dim", highlight=False, soft_wrap=True)
+
+
+def show_notes() -> None:
+    logger = logging.getLogger("specmem_cli")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(handler, NoteHandler) for handler in logger.handlers):
+        logger.addHandler(NoteHandler())
 
 
 def error(message: str) -> None:

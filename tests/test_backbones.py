@@ -102,7 +102,7 @@ def test_backbone_trains_checkpoints_and_forecasts_through_the_cli(tmp_path, nam
     runner = CliRunner()
     trained = runner.invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "runs"), "-q"])
     assert trained.exit_code == 0, trained.output
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("[!.]*")
     from specmem_cli.data import synthetic_table
 
     csv = tmp_path / "synthetic.csv"

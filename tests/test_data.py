@@ -11,7 +11,7 @@ import torch
 
 from specmem_cli.data import load_table, prepare, synthetic_table
 from specmem_cli.data.splits import split_borders
-from specmem_cli.data.table import read_table
+from specmem_cli.data.table import Reading, read_table
 from specmem_cli.errors import DataError
 from tests.conftest import ETTH1, REFERENCE
 
@@ -93,15 +93,15 @@ GOOD_HEADER = "date,a,b\n"
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        ("x,a,b\nfoo,1,2\nbar,3,4\n", "no parseable date column"),
-        (GOOD_HEADER + "2020-01-01 00:00,1,oops\n2020-01-01 01:00,2,3\n", "non-numeric column(s) b"),
+        ("x,a,b\nfoo,1,2\nbar,3,4\n", "no column reads as dates"),
+        (GOOD_HEADER + "2020-01-01 00:00,1,oops\n2020-01-01 01:00,2,3\n", "column 'b' holds numbers and text"),
         (
             GOOD_HEADER + "2020-01-01 00:00,1,2\n2020-01-01 01:00,nan,3\n",
-            "1 NaN/inf value(s), first in column 'a' at data row 2",
+            "1 missing or NaN/inf value(s), first in column 'a' at data row 2",
         ),
         (GOOD_HEADER + "2020-01-01 00:00,1,2\n2020-01-01 00:00,2,3\n", "duplicated timestamp"),
         (GOOD_HEADER + "2020-01-01 01:00,1,2\n2020-01-01 00:00,2,3\n", "not sorted"),
-        (GOOD_HEADER + "2020-01-01 00:00,1,2\nnot-a-date,2,3\n", "unparseable"),
+        (GOOD_HEADER + "2020-01-01 00:00,1,2\nnot-a-date,2,3\n", "'not-a-date' at data row 2"),
         ("", "not a readable CSV"),
         ('date,a\n2020-01-01,"1\n', "not a readable CSV"),
     ],
@@ -128,7 +128,7 @@ def test_series_too_short_for_a_split():
 @pytest.mark.parametrize("method", ["ffill", "interpolate"])
 def test_fill_repairs_gaps(tmp_path, method):
     path = _write(tmp_path, GOOD_HEADER + "2020-01-01 00:00,1,2\n2020-01-01 01:00,,3\n2020-01-01 02:00,3,inf\n")
-    table = read_table(path, fill=method)
+    table = read_table(path, Reading(fill=method))
     assert np.isfinite(table.values).all()
     assert table.values[1, 0] == (1.0 if method == "ffill" else 2.0)
 
@@ -137,9 +137,9 @@ def test_explicit_date_column_and_unknown_name(tmp_path):
     frame = pd.DataFrame({"when": pd.date_range("2021-01-01", periods=3, freq="D"), "v": [1.0, 2.0, 3.0]})
     path = tmp_path / "daily.csv"
     frame.to_csv(path, index=False)
-    assert read_table(path, date_col="when").columns == ["v"]
+    assert read_table(path, Reading(date_col="when")).columns == ["v"]
     with pytest.raises(DataError, match="no column named 'day'"):
-        read_table(path, date_col="day")
+        read_table(path, Reading(date_col="day"))
 
 
 def test_unknown_dataset_name_suggests_close_match():

@@ -128,7 +128,7 @@ def test_forecast_input_errors(frozen_run, etth1_frame, tmp_path):
         "extra": (_csv(tmp_path, recent.assign(extra=1.0), "e.csv"), "extra extra"),
         "short": (_csv(tmp_path, recent.head(50), "s.csv"), "needs 96 rows before it"),
         "nan": (_csv(tmp_path, with_nan, "n.csv"), "NaN/inf"),
-        "irregular": (_csv(tmp_path, irregular, "i.csv"), "--freq"),
+        "irregular": (_csv(tmp_path, irregular, "i.csv"), "trained on hourly data"),
     }
     for name, (path, fragment) in cases.items():
         result = runner.invoke(
@@ -144,11 +144,16 @@ def test_forecast_input_errors(frozen_run, etth1_frame, tmp_path):
         app, ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(tmp_path / "no" / "x.csv")]
     )
     assert nowhere.exit_code == 1 and "not an existing writable directory" in nowhere.stderr
-    with_freq = runner.invoke(
-        app,
-        ["forecast", frozen_run, "--input", cases["irregular"][0], "--output", str(tmp_path / "f.csv"), "--freq", "h"],
+    recent_csv = _csv(tmp_path, recent, "r.csv")
+    agreeing = runner.invoke(
+        app, ["forecast", frozen_run, "--input", recent_csv, "--output", str(tmp_path / "f.csv"), "--freq", "h"]
     )
-    assert with_freq.exit_code == 0, with_freq.output
+    assert agreeing.exit_code == 0, agreeing.output
+    contradicting = runner.invoke(
+        app, ["forecast", frozen_run, "--input", recent_csv, "--output", str(tmp_path / "g.csv"), "--freq", "D"]
+    )
+    assert contradicting.exit_code == 1 and "--freq D contradicts the data's hourly steps" in contradicting.stderr
+    assert not (tmp_path / "g.csv").exists()
 
 
 def test_inspect_modes_png_table_and_json(frozen_run, tmp_path):

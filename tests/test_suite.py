@@ -90,9 +90,9 @@ def test_a_horizon_longer_than_the_validation_split_names_the_longest_that_fits(
     path = tmp_path / "short.csv"
     frame.to_csv(path, index=False)
     result = runner.invoke(app, ["train", "--data", str(path), "--pred-len", "150", "--out", str(tmp_path / "r")])
-    # validation: rows 604-800 (196 rows, reaching back seq_len 96): 100 steps of horizon at most
-    assert result.exit_code == 1 and "val split has 196 rows" in result.stderr
-    assert "the longest horizon that fits is 100" in result.stderr
+    # validation: rows 700-800 (100 rows of targets): 100 steps of horizon at most
+    assert result.exit_code == 1 and "splits of 700/100/200 rows cannot hold horizon 150" in result.stderr
+    assert "horizons up to 100 fit with look-back 96" in result.stderr
     assert not list((tmp_path / "r").glob("*/metrics.json"))
 
 

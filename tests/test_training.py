@@ -225,7 +225,7 @@ def test_train_with_no_arguments_runs_the_demo(tmp_path, monkeypatch):
     result = runner.invoke(app, ["train", "--set", "train.max_steps=3"])
     assert result.exit_code == 0, result.output
     assert "klmemory on synthetic" in result.stderr and "avg" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "runs" / "demo").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "runs" / "demo").glob("[!.]*")) == [
         "klmemory_synthetic_sl96_pl24_seed2021",
         "klmemory_synthetic_sl96_pl48_seed2021",
     ]

@@ -49,6 +49,78 @@ def split_borders(n_rows: int, seq_len: int, scheme: str) -> list[tuple[int, int
     return [(0, train_end), (train_end - seq_len, val_end), (val_end - seq_len, test_end)]
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Look-back, decoder label and horizons of a sweep."""
+
+    seq_len: int
+    label_len: int
+    pred_lens: list[int]
+
+
+def split_sizes(n_rows: int, scheme: str) -> tuple[int, int, int]:
+    """Rows of train, validation and test that belong to each split (before the look-back reaches back)."""
+    borders = split_borders(n_rows, 0, scheme)
+    return borders[0][1], borders[1][1] - borders[1][0], borders[2][1] - borders[2][0]
+
+
+def windows_that_fit(
+    n_rows: int, scheme: str, protocol: Windows, seq_len: int | None, pred_lens: list[int] | None, source: str
+) -> tuple[Windows, str | None]:
+    """The look-back and horizons to use on a series of ``n_rows``, and a note when they differ from ``protocol``.
+
+    Settings given explicitly (``seq_len``, ``pred_lens`` not None) are kept, and an error names values
+    that would fit if they do not. Protocol defaults that do not fit shrink to what the data supports:
+    horizons the validation and test splits can score (else one horizon as long as the shorter of the
+    two), and a look-back that leaves at least half the training rows as window starts.
+    """
+    train, val, test = split_sizes(n_rows, scheme)
+    longest = min(val, test)
+    if train < 3 or longest < 1:
+        raise DataError(
+            f"{source}: {n_rows} rows is too short to split into train, validation and test windows; give a longer series"
+        )
+    if pred_lens is not None:
+        horizons = list(pred_lens)
+    else:
+        horizons = [h for h in protocol.pred_lens if h <= longest and train - h >= 2] or [min(longest, train // 3)]
+    if seq_len is not None:
+        look_back = seq_len
+    elif train - protocol.seq_len - max(horizons) + 1 >= train // 4:
+        look_back = protocol.seq_len
+    else:
+        look_back = max(1, (train - max(horizons)) // 2)
+    too_long = [h for h in horizons if h > longest or train - look_back - h + 1 < 1]
+    if too_long:
+        room = min(longest, train - look_back)
+        shorter = (
+            f"horizons up to {room} fit with look-back {look_back}"
+            if room >= 1
+            else f"look-back {look_back} leaves no room"
+        )
+        other = (
+            f", or look-back up to {train - max(too_long)} for horizon {max(too_long)}"
+            if max(too_long) <= longest and train - max(too_long) >= 1
+            else ""
+        )
+        raise DataError(
+            f"{source}: splits of {train}/{val}/{test} rows cannot hold horizon {max(too_long)} with look-back "
+            f"{look_back}; {shorter}{other} (--pred-len, --set data.seq_len=N)"
+        )
+    chosen = Windows(look_back, min(protocol.label_len, look_back // 2), horizons)
+    if (look_back, horizons) == (protocol.seq_len, list(protocol.pred_lens)) or (seq_len, pred_lens) == (
+        look_back,
+        horizons,
+    ):
+        return chosen, None
+    note = (
+        f"note: {source}: {n_rows} rows (train {train}, validation {val}, test {test}) do not fit look-back "
+        f"{protocol.seq_len} and horizons {', '.join(map(str, protocol.pred_lens))}; using look-back {look_back} and "
+        f"horizon(s) {', '.join(map(str, horizons))} (set them with --set data.seq_len=N --pred-len N)"
+    )
+    return chosen, note
+
+
 @dataclass
 class PreparedData:
     """Scaled windows of every split, plus everything needed to map forecasts back to the CSV."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 
 from specmem_cli.data.calendar import TimeAxis
-from specmem_cli.data.table import SeriesTable, read_table
+from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models import forecast as run_model
@@ -42,6 +41,8 @@ class ForecastResult:
     columns: list[str]
     windows: list[WindowForecast]
     metadata: dict = field(default_factory=dict)
+    layout: LongLayout | None = None  # the input was long format: write the forecasts back in it
+    date_column: str = "date"
 
 
 def memory_description(run: LoadedRun) -> str:
@@ -63,9 +64,20 @@ def memory_description(run: LoadedRun) -> str:
 
 
 def time_axis(run: LoadedRun, table: SeriesTable) -> TimeAxis:
-    """The training clock, so a learned cycle keeps its phase on any file (older checkpoints: this file's clock)."""
+    """The training clock, so a learned cycle keeps its phase on any file (older checkpoints: this file's
+    clock); a file on another clock (daily rows for an hourly model) is an error, not a silent misreading."""
     state = run.checkpoint.get("time_axis")
-    return TimeAxis.from_state(state) if state else TimeAxis.of(table.dates)
+    if not state:
+        return table.time_axis
+    trained = TimeAxis.from_state(state)
+    if table.n_rows > 2:
+        own = table.time_axis
+        if (own.step, own.months, own.business_days) != (trained.step, trained.months, trained.business_days):
+            raise DataError(
+                f"{table.source}: {own.describe()} steps, but the model was trained on {trained.describe()} data; "
+                "give a file on the training clock"
+            )
+    return trained
 
 
 def check_columns(table: SeriesTable, run: LoadedRun) -> None:
@@ -77,22 +89,31 @@ def check_columns(table: SeriesTable, run: LoadedRun) -> None:
             [f"extra {', '.join(extra)}"] if extra else []
         )
         raise DataError(
-            f"{table.source}: columns differ from the training data ({'; '.join(parts)}); give the same columns"
+            f"{table.source}: series differ from the training data ({'; '.join(parts)}); give the same series"
         )
 
 
-def infer_frequency(dates: pd.DatetimeIndex, freq: str | None, source: str) -> pd.DateOffset:
-    if freq is not None:
-        try:
-            return pd.tseries.frequencies.to_offset(freq)
-        except ValueError:
-            raise DataError(f"--freq '{freq}' is not a pandas frequency; use e.g. h, 15min, D") from None
-    with warnings.catch_warnings():  # pandas 3 announces a return-type change; to_offset takes either
-        warnings.simplefilter("ignore")
-        inferred = pd.infer_freq(dates[-min(len(dates), 200) :]) if len(dates) >= 3 else None
-    if inferred is None:
-        raise DataError(f"{source}: cannot infer the time step from the timestamps; pass --freq (e.g. h, 15min, D)")
-    return pd.tseries.frequencies.to_offset(inferred)
+def check_frequency(axis: TimeAxis, last: pd.Timestamp, freq: str | None) -> None:
+    """``--freq`` may only say what the data's clock says (it documents it; it never overrides it)."""
+    if freq is None:
+        return
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        raise DataError(f"--freq '{freq}' is not a pandas frequency; use e.g. h, 15min, D, W, MS") from None
+    claimed = pd.date_range(last, periods=4, freq=offset)[1:]
+    if not claimed.equals(axis.after(last, 3)):
+        raise DataError(
+            f"--freq {freq} contradicts the data's {axis.describe()} steps; leave --freq out (the step comes from the data)"
+        )
+
+
+def reading_of(run: LoadedRun) -> Reading:
+    """Read a forecast's input as the training file was read (same clock column, long-format id, series)."""
+    stored = dict(run.checkpoint.get("reading") or {})
+    stored["date_col"] = run.checkpoint.get("date_column") or stored.get("date_col")
+    stored["fill"] = None  # a forecast reports missing input rows rather than inventing them
+    return Reading(**stored)
 
 
 def forecast(
@@ -102,15 +123,20 @@ def forecast(
     rolling: int | None = None,
     freq: str | None = None,
 ) -> ForecastResult:
-    """Forecast from the end of ``input_csv``, from ``start``, or every ``rolling`` rows from ``start``."""
+    """Forecast from the end of ``input_csv``, from ``start``, or every ``rolling`` rows from ``start``.
+
+    Forecast timestamps follow the training clock from each origin's last input row; actuals are
+    matched by timestamp (a gap in the file leaves them empty, never shifted).
+    """
     run = load_run(checkpoint)
-    table = read_table(input_csv, date_col=run.checkpoint.get("date_column"))
+    table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
     seq_len, pred_len = run.config.data.seq_len, run.config.data.pred_lens[0]
     columns = run.checkpoint["columns"]
     outputs = run.checkpoint["output_columns"]
     values = table.values[:, [table.columns.index(c) for c in columns]]
-    step = infer_frequency(table.dates, freq, table.source)
+    axis = time_axis(run, table)
+    check_frequency(axis, table.dates[-1], freq)
     first = _origin_row(table, start) if start is not None else table.n_rows
     if rolling is not None and rolling < 1:
         raise DataError("--rolling needs a positive step (rows between forecast origins)")
@@ -121,39 +147,61 @@ def forecast(
             "give more history or a later --start"
         )
     scaled = run.scaler.transform(values)
-    positions = time_axis(run, table).positions(table.dates)
+    positions = axis.positions(table.dates)
     n_out = len(outputs)
     windows = []
     for origin in origins:
         window = scaled[origin - seq_len : origin]
         if not np.isfinite(window).all():
-            raise DataError(f"{table.source}: NaN/inf in the {seq_len} rows before row {origin + 1}; clean them first")
+            raise DataError(
+                f"{table.source}: missing or NaN/inf values in the {seq_len} rows before data row {origin + 1}; "
+                "fill those cells in the file, or forecast from a later --start"
+            )
         with torch.no_grad():
             inputs = torch.from_numpy(window).float()[None]
             prediction = run_model(run.model, inputs, positions[origin - seq_len : origin - seq_len + 1])
             prediction = prediction[0, :, -n_out:].double().numpy()
-        dates = pd.date_range(table.dates[origin - 1], periods=pred_len + 1, freq=step)[1:]
-        known = scaled[origin : origin + pred_len, -n_out:]
-        actual = np.full((pred_len, n_out), np.nan)
-        actual[: len(known)] = known
-        result = WindowForecast(origin, dates, run.scaler.inverse_transform(prediction, slice(-n_out, None)), None)
-        if len(known):
-            result.actual = run.scaler.inverse_transform(actual, slice(-n_out, None))
-        if len(known) == pred_len:
+        dates = axis.after(table.dates[origin - 1], pred_len)
+        known = _actuals(table, scaled[:, -n_out:], dates)
+        result = WindowForecast(
+            origin, _in_zone(dates, table.timezone), run.scaler.inverse_transform(prediction, slice(-n_out, None)), None
+        )
+        if np.isfinite(known).any():
+            result.actual = run.scaler.inverse_transform(known, slice(-n_out, None))
+        if np.isfinite(known).all():
             error = prediction - known
             result.mse, result.mae = float((error**2).mean()), float(np.abs(error).mean())
         windows.append(result)
+    layout = run.checkpoint.get("layout")
     metadata = {
         "checkpoint": str(run.path),
         "input": str(input_csv),
         "seq_len": seq_len,
         "pred_len": pred_len,
         "memory": memory_description(run),
-        "frequency": step.freqstr,
+        "frequency": axis.describe(),
+        "timezone": table.timezone,
         "units": "original (inverse of the training scaler)",
         "metrics_units": "scaled, as in training",
     }
-    return ForecastResult(outputs, windows, metadata)
+    result_layout = LongLayout.from_state(layout) if layout else None
+    return ForecastResult(outputs, windows, metadata, result_layout, table.date_column)
+
+
+def _actuals(table: SeriesTable, scaled_outputs: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
+    """The file's (scaled) values at ``dates``, NaN where the file has no row for a timestamp."""
+    rows = table.dates.searchsorted(dates)
+    inside = rows < table.n_rows
+    found = np.zeros(len(dates), dtype=bool)
+    found[inside] = table.dates[rows[inside]] == dates[inside]
+    known = np.full((len(dates), scaled_outputs.shape[1]), np.nan)
+    known[found] = scaled_outputs[rows[found]]
+    return known
+
+
+def _in_zone(dates: pd.DatetimeIndex, timezone: str | None) -> pd.DatetimeIndex:
+    """UTC-held stamps back in the file's own zone (naive stamps stay naive)."""
+    return dates if timezone is None else dates.tz_localize("UTC").tz_convert(timezone)
 
 
 def _origin_row(table: SeriesTable, start: str) -> int:
@@ -161,6 +209,10 @@ def _origin_row(table: SeriesTable, start: str) -> int:
         timestamp = pd.Timestamp(start)
     except ValueError:
         raise DataError(f"--start '{start}' is not a date") from None
+    if timestamp.tz is not None:
+        timestamp = timestamp.tz_convert("UTC").tz_localize(None)
+    elif table.timezone is not None:
+        timestamp = timestamp.tz_localize(table.timezone).tz_convert("UTC").tz_localize(None)
     row = int(table.dates.searchsorted(timestamp))
     if row >= table.n_rows or table.dates[row] != timestamp:
         raise DataError(f"--start {start} is not a timestamp in {table.source}; give one of its dates")
@@ -177,19 +229,41 @@ def output_format(path: Path, explicit: str | None) -> str:
     return fmt
 
 
-def to_frame(result: ForecastResult, date_column: str = "date") -> pd.DataFrame:
-    """Long table: one row per (origin, forecast step); forecast columns named as the input, actuals as ``NAME_actual``."""
+def to_frame(result: ForecastResult) -> pd.DataFrame:
+    """One row per (origin, forecast step); forecast columns named as the input, actuals as ``NAME_actual``.
+    A long-format input gets long-format output: one row per (origin, series, step), under its own id column."""
     frames = []
     for window in result.windows:
-        frame = pd.DataFrame(window.forecast, columns=result.columns)
-        frame.insert(0, date_column, window.dates)
-        if len(result.windows) > 1:
-            frame.insert(0, "origin", window.dates[0])
-        if window.actual is not None:
-            for index, column in enumerate(result.columns):
-                frame[f"{column}_actual"] = window.actual[:, index]
-        frames.append(frame)
+        parts = _long_parts(result, window) if result.layout else [_wide_part(result, window)]
+        for frame in parts:
+            if len(result.windows) > 1:
+                frame.insert(0, "origin", window.dates[0])
+            frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _wide_part(result: ForecastResult, window: WindowForecast) -> pd.DataFrame:
+    frame = pd.DataFrame(window.forecast, columns=result.columns)
+    frame.insert(0, result.date_column, window.dates)
+    if window.actual is not None:
+        for index, column in enumerate(result.columns):
+            frame[f"{column}_actual"] = window.actual[:, index]
+    return frame
+
+
+def _long_parts(result: ForecastResult, window: WindowForecast) -> list[pd.DataFrame]:
+    keys = dict(zip(result.layout.names, result.layout.keys, strict=True))
+    by_series: dict[str, dict[str, np.ndarray]] = {}
+    for index, column in enumerate(result.columns):
+        series, value = keys[column]
+        columns = by_series.setdefault(series, {})
+        columns[value] = window.forecast[:, index]
+        if window.actual is not None:
+            columns[f"{value}_actual"] = window.actual[:, index]
+    return [
+        pd.DataFrame({result.layout.id_column: series, result.date_column: window.dates, **columns})
+        for series, columns in by_series.items()
+    ]
 
 
 def to_json(result: ForecastResult) -> dict:
@@ -222,14 +296,14 @@ def check_output(path: Path, overwrite: bool) -> None:
         raise DataError(f"cannot write to {directory}: not an existing writable directory; choose another --output")
 
 
-def write_forecast(result: ForecastResult, path: Path, fmt: str, overwrite: bool, date_column: str = "date") -> None:
+def write_forecast(result: ForecastResult, path: Path, fmt: str, overwrite: bool) -> None:
     """Write atomically; an existing file is replaced only with ``overwrite``."""
     check_output(path, overwrite)
     if fmt == "json":
         text = json.dumps(to_json(result), indent=2)
         atomic_write(path, lambda temp: temp.write_text(text + "\n"))
         return
-    frame = to_frame(result, date_column)
+    frame = to_frame(result)
     if fmt == "csv":
         atomic_write(path, lambda temp: frame.to_csv(temp, index=False))
         return

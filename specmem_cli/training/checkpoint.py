@@ -8,6 +8,7 @@ Loaded with ``weights_only=True``: a checkpoint can never execute code.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,14 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         "complete": True,
         **payload,
     }
-    atomic_write(path, lambda temp: torch.save(document, temp))
+    try:
+        atomic_write(path, lambda temp: torch.save(document, temp))
+    except RuntimeError as exc:  # torch reports a failed write (full disk, quota) as a RuntimeError
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise CheckpointError(
+            f"{path}: could not write the checkpoint ({free / 2**20:.0f} MiB free on that disk: full?); "
+            "free space or choose another --out, then rerun: finished runs are kept"
+        ) from exc
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

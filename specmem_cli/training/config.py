@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from specmem_cli.data.registry import protocol_for
+from specmem_cli.data.table import Reading
 from specmem_cli.errors import ConfigError
 
 MEMORY_AT_EVAL = ("reset", "frozen")
@@ -55,6 +56,9 @@ class DataConfig:
 
     name: str = "synthetic"
     date_col: str | None = None
+    id_col: str | None = None
+    value_cols: list[str] | None = None
+    columns: list[str] | None = None
     features: str = "M"
     target: str | None = None
     split: str = "auto"
@@ -62,6 +66,10 @@ class DataConfig:
     seq_len: int | None = None
     label_len: int | None = None
     pred_lens: list[int] | None = None
+
+    def reading(self) -> Reading:
+        """How the data file is read (clock, long-format id, value columns, series kept, fill)."""
+        return Reading(self.date_col, self.id_col, self.value_cols, self.columns, self.fill)
 
 
 @dataclass
@@ -157,6 +165,12 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
         data.label_len is None or (_is_int(data.label_len) and 0 <= data.label_len <= (data.seq_len or data.label_len)),
         "data.label_len must be in [0, seq_len]",
     )
+    for key in ("value_cols", "columns"):
+        names = getattr(data, key)
+        need(
+            names is None or (isinstance(names, list) and names and all(isinstance(n, str) for n in names)),
+            f"data.{key} must be a non-empty list of column names",
+        )
     need(
         isinstance(config.seeds, list) and config.seeds and all(_is_int(s) for s in config.seeds),
         "seeds must be a non-empty list of integers",

@@ -7,22 +7,27 @@ presence next to a complete checkpoint is what "finished" means when a sweep is 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from specmem_cli.data import PreparedData, load_table, prepare
-from specmem_cli.data.registry import registry, resolve_data_path
+from specmem_cli.data import PreparedData, SeriesTable, load_table, prepare
+from specmem_cli.data.registry import protocol_for, registry, resolve_data_path
 from specmem_cli.data.scaler import StandardScaler
+from specmem_cli.data.splits import Windows, infer_split_scheme, windows_that_fit
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
@@ -81,10 +86,38 @@ def _fingerprint(config: ExperimentConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_data(config: ExperimentConfig, pred_len: int, table=None) -> PreparedData:
+log = logging.getLogger("specmem_cli.training")
+
+
+def read_data(config: ExperimentConfig) -> SeriesTable:
+    return load_table(config.data.name, config.data.reading(), registry(config.datasets))
+
+
+def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tuple[ExperimentConfig, SeriesTable]:
+    """Read the data and settle the windows: the protocol's look-back and horizons where the series holds
+    them, shorter ones (with a note) where it does not; explicit settings are kept or refused."""
+    table = table if table is not None else read_data(config)
     data = config.data
-    if table is None:
-        table = load_table(data.name, data.date_col, data.fill, registry(config.datasets))
+    protocol = protocol_for(data.name)
+    scheme = infer_split_scheme(data.name) if data.split == "auto" else data.split
+    windows, note = windows_that_fit(
+        table.n_rows,
+        scheme,
+        Windows(protocol.seq_len, protocol.label_len, list(protocol.pred_lens)),
+        data.seq_len,
+        data.pred_lens,
+        table.source,
+    )
+    if note:
+        log.info(note)
+    label_len = data.label_len if data.label_len is not None else windows.label_len
+    settled = dataclasses.replace(data, seq_len=windows.seq_len, label_len=label_len, pred_lens=windows.pred_lens)
+    return dataclasses.replace(config, data=settled), table
+
+
+def load_data(config: ExperimentConfig, pred_len: int, table: SeriesTable | None = None) -> PreparedData:
+    data = config.data
+    table = table if table is not None else read_data(config)
     return prepare(table, data.seq_len, data.label_len, pred_len, data.features, data.target, data.split)
 
 
@@ -96,56 +129,93 @@ def run_sweep(
     backend: str = "loky",
     scheduler: str | None = None,
     execute=None,
+    table: SeriesTable | None = None,
 ) -> list[RunRecord]:
     """Every (horizon, seed) run of ``config`` under ``out_dir``; finished runs are reused, not redone.
 
     ``jobs > 1`` (or ``backend='dask'``) runs the unfinished ones in parallel worker processes,
     each with ``train.threads`` torch threads (default: the cores divided by ``jobs``); the records
     come back in the same order as a serial sweep's. ``execute`` replaces how one run is executed
-    in a worker (see :func:`~specmem_cli.training.parallel.execute_job`).
+    in a worker (see :func:`~specmem_cli.training.parallel.execute_job`). ``table`` is the data, if
+    already read. A run another process is training (same ``out_dir``) is waited for, not trained twice.
     """
     from specmem_cli.training import parallel
 
     if backend not in parallel.BACKENDS:
         raise SpecmemError(f"unknown backend '{backend}'; use one of: {', '.join(parallel.BACKENDS)}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecmemError(f"{out_dir} is a file, not a directory; give --out a directory path")
     reporter = reporter or SweepReporter()
-    config = with_protocol(config)
+    config, table = plan_sweep(config, table)
     grid = [(p, s) for p in config.data.pred_lens for s in config.seeds]
     singles = {(p, s): run_config(config, p, s) for p, s in grid}
     run_dirs = {(p, s): out_dir / run_name(config, p, s) for p, s in grid}
-    records = {key: finished_record(run_dirs[key], singles[key]) for key in grid}
+    records = {key: finished_record(run_dirs[key], singles[key], table.sha256) for key in grid}
     for record in records.values():
         if record is not None:
             reporter.end_run(record)
-    todo = [key for key in grid if records[key] is None]
-    if jobs > 1 or backend == "dask":
-        threads = config.train.threads or parallel.default_threads(jobs)
-        work = [parallel.RunJob(singles[key].to_dict(), run_dirs[key], threads) for key in todo]
-        by_dir = {str(run_dirs[key]): key for key in todo}
-
-        def done(record: RunRecord) -> None:
-            records[by_dir[record.run_dir]] = record
-            reporter.end_run(record)
-
-        if work:
-            parallel.run_parallel(work, jobs, backend, scheduler, done, execute or parallel.execute_job)
-        return [records[key] for key in grid]
-    if config.train.threads:
+    parallel_runs = jobs > 1 or backend == "dask"
+    if config.train.threads and not parallel_runs:
         torch.set_num_threads(config.train.threads)
-    table = (
-        load_table(config.data.name, config.data.date_col, config.data.fill, registry(config.datasets))
-        if todo
-        else None
-    )
-    for index, key in enumerate(todo):
-        reporter.start_run(run_dirs[key].name, index, len(todo))
-        records[key] = train_run(singles[key], run_dirs[key], load_data(singles[key], key[0], table), reporter)
-        reporter.end_run(records[key])
+
+    def train_claimed(keys: list[tuple[int, int]]) -> None:
+        if parallel_runs:
+            threads = config.train.threads or parallel.default_threads(jobs)
+            work = [parallel.RunJob(singles[key].to_dict(), run_dirs[key], threads) for key in keys]
+            by_dir = {str(run_dirs[key]): key for key in keys}
+
+            def done(record: RunRecord) -> None:
+                records[by_dir[record.run_dir]] = record
+                reporter.end_run(record)
+
+            if work:
+                parallel.run_parallel(work, jobs, backend, scheduler, done, execute or parallel.execute_job)
+            return
+        for index, key in enumerate(keys):
+            reporter.start_run(run_dirs[key].name, index, len(keys))
+            data = load_data(singles[key], key[0], table)
+            records[key] = train_run(singles[key], run_dirs[key], data, reporter)
+            reporter.end_run(records[key])
+
+    todo = [key for key in grid if records[key] is None]
+    with contextlib.ExitStack() as claims:
+        mine = [key for key in todo if claims.enter_context(_claim(run_dirs[key], wait=False))]
+        train_claimed(mine)
+    for key in todo:
+        if key in mine:
+            continue
+        with _claim(run_dirs[key], wait=True):  # another process had it: wait, then reuse or train it
+            records[key] = finished_record(run_dirs[key], singles[key], table.sha256)
+            if records[key] is None:
+                train_claimed([key])
+            else:
+                reporter.end_run(records[key])
     return [records[key] for key in grid]
 
 
-def finished_record(run_dir: Path, config: ExperimentConfig) -> RunRecord | None:
-    """The stored record of a finished run with the same config, None if it must be (re)done."""
+@contextlib.contextmanager
+def _claim(run_dir: Path, wait: bool):
+    """Hold a run for this process (a lock file beside it), yielding whether it was obtained; with ``wait``,
+    block until the process that holds it lets go."""
+    locks = run_dir.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(locks / f"{run_dir.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if not wait:
+            yield False
+            return
+        log.info("note: another specmem process is training %s; waiting for it", run_dir.name)
+        lock.acquire()
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def finished_record(run_dir: Path, config: ExperimentConfig, data_sha256: str | None = None) -> RunRecord | None:
+    """The stored record of a finished run with the same config and data, None if it must be (re)done."""
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         return None
@@ -153,6 +223,12 @@ def finished_record(run_dir: Path, config: ExperimentConfig) -> RunRecord | None
     if stored.get("fingerprint") != _fingerprint(config):
         raise SpecmemError(
             f"{run_dir} holds a finished run with different settings; use another --out or delete that directory"
+        )
+    trained_on = stored.get("data_sha256")
+    if trained_on and data_sha256 and trained_on != data_sha256:
+        raise SpecmemError(
+            f"{run_dir} was trained on other contents of {config.data.name} (the file changed since); "
+            "use another --out, or delete the old runs to retrain on the new data"
         )
     try:
         load_checkpoint(run_dir / "checkpoint.pt")
@@ -162,15 +238,40 @@ def finished_record(run_dir: Path, config: ExperimentConfig) -> RunRecord | None
 
 
 def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter) -> RunRecord:
-    """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark)."""
+    """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark).
+
+    A run that fails (a full disk, an interrupt) leaves no directory behind: only finished runs are kept.
+    """
     _fresh_run_dir(run_dir, config)
-    pred_len, seed = config.data.pred_lens[0], config.seeds[0]
-    seed_everything(seed)
-    params = resolve_step_parameters(config.model_name, config.model_params, data.time_axis.step, data.training_rows())
-    model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
-    started = time.perf_counter()
-    result = fit(model, data, config.train, seed, reporter)
-    return _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
+    try:
+        pred_len, seed = config.data.pred_lens[0], config.seeds[0]
+        seed_everything(seed)
+        params = resolve_step_parameters(
+            config.model_name, config.model_params, data.time_axis.step, data.training_rows()
+        )
+        model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
+        _announce(model, config, data)
+        started = time.perf_counter()
+        result = fit(model, data, config.train, seed, reporter)
+        return _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
+    except BaseException:
+        if not (run_dir / "metrics.json").is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: say so before it starts
+
+
+def _announce(model: nn.Module, config: ExperimentConfig, data: PreparedData) -> None:
+    size = sum(p.numel() for p in model.parameters())
+    message = (
+        f"note: {config.model_name}: {size:,} parameters, {len(data.train):,} training windows, "
+        f"look-back {config.data.seq_len}, horizon {config.data.pred_lens[0]}"
+    )
+    if size > LARGE_MODEL:
+        message += "; a model this size takes seconds per step and can take hours per epoch on a CPU"
+    log.info(message)
 
 
 def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, run_dir: Path) -> RunRecord:
@@ -217,6 +318,8 @@ def _finish_run(
     seconds: float,
 ) -> RunRecord:
     """Checkpoint (with the model's resolved ``params``), score the test split once, write the metrics."""
+    if not (run_dir / "config.yaml").is_file():
+        raise SpecmemError(f"{run_dir} was deleted while its run trained; nothing was saved for it, rerun to train it")
     save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, params, data))
     test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
     record = RunRecord(
@@ -231,7 +334,12 @@ def _finish_run(
     )
     log = {**fit_log, "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
     (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
-    document = {"fingerprint": _fingerprint(config), "record": record.to_dict(), "fit": fit_log}
+    document = {
+        "fingerprint": _fingerprint(config),
+        "data_sha256": data.table.sha256,
+        "record": record.to_dict(),
+        "fit": fit_log,
+    }
     atomic_write(run_dir / "metrics.json", lambda temp: temp.write_text(json.dumps(document, indent=2) + "\n"))
     return record
 
@@ -257,6 +365,10 @@ def _checkpoint_payload(
         "table_columns": list(data.table.columns),
         "output_columns": list(data.output_columns),
         "date_column": data.table.date_column,
+        "reading": asdict(data.table.reading),
+        "layout": data.table.layout.to_state() if data.table.layout else None,
+        "timezone": data.table.timezone,
+        "data_sha256": data.table.sha256,
         "time_axis": data.time_axis.to_state(),
         "memory_at_eval": config.train.memory_at_eval,
     }

@@ -1,0 +1,197 @@
+"""Find a table's date column by its content and parse it, whatever its name or encoding.
+
+Why by content: real files call the clock ``month``, ``datetime_gmt``, ``YEAR`` or ``ds``, and write
+it as ISO text (with or without a time zone), ``Jan 1 2000``, day-first ``13/01/2020``, ``YYYYMMDD``
+integers or bare years. Integers become dates only when they read as dates (eight-digit days, six-digit
+months, four-digit years), never as nanoseconds since 1970. Time-zone-aware stamps are held in UTC
+(a regular clock, even across daylight-saving changes) and written back in their own zone.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from specmem_cli.errors import DataError
+
+_SAMPLE = 64  # values tried before a whole column is parsed
+_NUMBER = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*$")
+_NUMERIC_DATE = r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b"
+_CLOCK_WORDS = ("date", "time", "year", "month", "day", "week", "period", "ds")
+
+
+@dataclass(frozen=True)
+class ParsedDates:
+    """A parsed date column: naive timestamps (UTC where the file gave zones) and how they were read."""
+
+    column: str
+    dates: pd.DatetimeIndex
+    timezone: str | None  # the file's zone ('UTC', '+01:00', 'Europe/London'); None for naive stamps
+    reading: str  # how the cells were read, for the one-line note
+
+
+def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) -> ParsedDates:
+    """The date column (``date_col``, else the leftmost column whose content reads as dates), parsed."""
+    if date_col is not None:
+        if date_col not in frame.columns:
+            raise DataError(
+                f"{source}: no column named '{date_col}' (columns: {', '.join(map(str, frame.columns))}); fix --date-col"
+            )
+        parsed = parse_date_column(frame[date_col], accept_years=True)
+        if parsed is None:
+            _report_unparseable(frame[date_col], source, date_col)
+        return ParsedDates(str(date_col), *parsed)
+    fallback = None
+    for column in frame.columns:
+        if _integer_coded(frame[column]) and not _may_be_years(frame[column], str(column)):
+            parsed = parse_date_column(frame[column], accept_years=False)
+        else:
+            parsed = parse_date_column(frame[column], accept_years=True)
+        if parsed is None:
+            continue
+        if parsed[2] != "years":
+            return ParsedDates(str(column), *parsed)
+        fallback = fallback or ParsedDates(str(column), *parsed)
+    if fallback is not None:
+        return fallback
+    for column in frame.columns:  # a clock column with a few bad cells: name the first one
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parsed = pd.to_datetime(frame[column].astype(str), errors="coerce", format="mixed")
+            if parsed.notna().mean() >= 0.5:
+                _report_unparseable(frame[column], source, str(column))
+    raise DataError(
+        f"{source}: no column reads as dates (ISO text, 'Jan 1 2000', YYYYMMDD or year integers); "
+        "name the clock column with --date-col, or add one"
+    )
+
+
+def parse_date_column(column: pd.Series, accept_years: bool = True) -> tuple[pd.DatetimeIndex, str | None, str] | None:
+    """``(dates, timezone, reading)`` if every cell of ``column`` is a date, else None."""
+    if column.isna().any() or len(column) == 0:
+        return None
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return _with_zone(pd.DatetimeIndex(column), "timestamps")
+    if pd.api.types.is_bool_dtype(column):
+        return None
+    if pd.api.types.is_numeric_dtype(column) or column.astype(str).str.match(_NUMBER).all():
+        return _integer_dates(column, accept_years)
+    text = column.astype(str).str.strip()
+    if _parse_text(text.head(_SAMPLE)) is None:
+        return None
+    return _parse_text(text)
+
+
+def _parse_text(text: pd.Series) -> tuple[pd.DatetimeIndex, str | None, str] | None:
+    """ISO text is read as ISO (fast, never day-first). Numeric dates such as ``01/02/2020`` are read
+    day-first when a first field exceeds 12 (or month-first leaves the rows out of time order), one
+    reading for the whole column, so no cell is read one way and its neighbour the other."""
+    iso = _to_datetime(text, {"format": "ISO8601"})
+    if iso is not None:
+        return (*iso, "ISO dates")
+    fields = text.str.extract(_NUMERIC_DATE)
+    day_first = None
+    if fields.notna().all().all():
+        first, second = fields[0].astype(int), fields[1].astype(int)
+        if (first > 12).any() and (second > 12).any():
+            return None
+        day_first = bool((first > 12).any()) or (None if not (second > 12).any() else False)
+    if day_first is not None:
+        parsed = _to_datetime(text, {"format": "mixed", "dayfirst": day_first})
+        return None if parsed is None else (*parsed, "day-first dates" if day_first else "dates")
+    # Every field <= 12: both readings parse; keep the one in time order with the most regular steps.
+    candidates = []
+    for dayfirst in (False, True):
+        parsed = _to_datetime(text, {"format": "mixed", "dayfirst": dayfirst})
+        if parsed is not None:
+            ordered = parsed[0].is_monotonic_increasing or _monotonic_within_runs(parsed[0])
+            irregularity = len(np.unique(np.diff(parsed[0].asi8)))
+            candidates.append((not ordered, irregularity, dayfirst, parsed))
+    if not candidates:
+        return None
+    *_, dayfirst, parsed = min(candidates, key=lambda c: c[:3])
+    return (*parsed, "day-first dates" if dayfirst else "dates")
+
+
+def _to_datetime(text: pd.Series, options: dict) -> tuple[pd.DatetimeIndex, str | None] | None:
+    with warnings.catch_warnings():  # pandas warns when it guesses a format per element; we check the result
+        warnings.simplefilter("ignore")
+        try:
+            parsed = pd.to_datetime(text, errors="coerce", **options)
+        except (ValueError, TypeError, OverflowError):
+            # Several UTC offsets in one column (daylight saving): one clock in UTC.
+            try:
+                parsed = pd.to_datetime(text, errors="coerce", utc=True, **options)
+            except (ValueError, TypeError, OverflowError):
+                return None
+            if parsed.isna().any():
+                return None
+            return pd.DatetimeIndex(parsed).tz_localize(None).as_unit("ns"), "UTC"
+    if parsed.isna().any():
+        return None
+    dates, zone, _ = _with_zone(pd.DatetimeIndex(parsed), "")
+    return dates, zone
+
+
+def _with_zone(dates: pd.DatetimeIndex, reading: str) -> tuple[pd.DatetimeIndex, str | None, str]:
+    if dates.tz is None:
+        return dates.as_unit("ns"), None, reading
+    return dates.tz_convert("UTC").tz_localize(None).as_unit("ns"), str(dates.tz), reading
+
+
+def _integer_coded(column: pd.Series) -> bool:
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or column.isna().any():
+        return False
+    values = column.to_numpy(dtype=np.float64)
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+
+
+def _integer_dates(column: pd.Series, accept_years: bool) -> tuple[pd.DatetimeIndex, str | None, str] | None:
+    numbers = pd.to_numeric(column, errors="coerce")
+    if not _integer_coded(numbers):
+        return None
+    values = numbers.to_numpy(dtype=np.int64)
+    if np.all((values >= 10000101) & (values <= 29991231)):
+        text, fmt, reading = values.astype(str), "%Y%m%d", "YYYYMMDD integers"
+    elif np.all((values >= 100001) & (values <= 299912)) and np.all((values % 100 >= 1) & (values % 100 <= 12)):
+        text, fmt, reading = values.astype(str), "%Y%m", "YYYYMM integers"
+    elif accept_years and np.all((values >= 1000) & (values <= 2999)):
+        text, fmt, reading = values.astype(str), "%Y", "years"
+    else:
+        return None
+    parsed = pd.to_datetime(pd.Series(text), format=fmt, errors="coerce")
+    if parsed.isna().any():
+        return None
+    return pd.DatetimeIndex(parsed).as_unit("ns"), None, reading
+
+
+def _may_be_years(column: pd.Series, name: str) -> bool:
+    """Four-digit integers are years only where the column is sorted (a clock) or its name says so;
+    an unsorted column of values between 1000 and 2999 is data, not a clock."""
+    values = column.to_numpy(dtype=np.float64)
+    sorted_ = bool(np.all(np.diff(values) >= 0))
+    return sorted_ or any(word in name.strip().lower() for word in _CLOCK_WORDS)
+
+
+def _monotonic_within_runs(dates: pd.DatetimeIndex) -> bool:
+    """Sorted within each stacked series of a long-format file (time goes back only where a series begins)."""
+    steps = np.diff(dates.asi8)
+    resets = int((steps < 0).sum())
+    return 0 < resets < len(dates) // 4
+
+
+def _report_unparseable(column: pd.Series, source: str, name: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(column.astype(str), errors="coerce", format="mixed")
+    bad = (parsed.isna() | column.isna()).to_numpy().nonzero()[0]
+    row = int(bad[0]) if bad.size else 0
+    raise DataError(
+        f"{source}: date column '{name}' has {max(bad.size, 1)} value(s) that are not dates, first {column.iloc[row]!r} "
+        f"at data row {row + 1}; fix those cells or choose another column with --date-col"
+    )
