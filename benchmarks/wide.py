@@ -1,11 +1,14 @@
-"""The default model on wide data: one horizon-96 run on electricity- and traffic-shaped files.
+"""The default model on wide and long data: one horizon-96 run on electricity- and traffic-shaped files
+and on a long file of 200,000 hourly rows.
 
-    python benchmarks/wide.py [--shapes electricity traffic] [--dir /tmp/specmem-wide] [--seed 2021]
+    python benchmarks/wide.py [--shapes electricity traffic long] [--dir /tmp/specmem-wide] [--seed 2021]
 
 Electricity (321 series) and traffic (862 series) are not available here, so this writes synthetic
 hourly files of their shape (26,304 x 321 and 17,544 x 862 rows x series: per-series daily and
 weekly profiles of random strength, a slow random-walk level, and noise; deterministic from a seed),
 named ``electricity.csv`` and ``traffic.csv`` so they get the TSL protocol (70/10/20, look-back 96).
+``long`` is the same recipe at 200,000 x 7 (a user's long file: peak memory should grow no faster
+than the data; the goal is under 2 GB).
 What it measures: ``specmem train --data FILE --pred-len 96 --seeds 2021`` with ``configs/default.yaml``
 as shipped, in a fresh process: its wall time, the peak resident memory of that process (ru_maxrss
 of the child), the cycle the model chose, whether the memory was kept and how many rows it holds,
@@ -32,7 +35,7 @@ CHILD = (
     "atexit.register(lambda: sys.stderr.write(f'PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')); "
     "from specmem_cli.cli import main; main()"
 )
-SHAPES = {"electricity": (26_304, 321), "traffic": (17_544, 862)}
+SHAPES = {"electricity": (26_304, 321), "traffic": (17_544, 862), "long": (200_000, 7)}
 
 
 def synthetic_file(path: Path, rows: int, series: int, seed: int = 0) -> None:

@@ -121,7 +121,7 @@ class TimeAxis:
 
 def _business_days(dates: pd.DatetimeIndex) -> bool:
     """A daily series that never falls on a weekend but skips weekends (stock prices, office loads)."""
-    if len(dates) < 10 or (dates.dayofweek >= 5).any():
+    if len(dates) < 10 or (dates.day_of_week >= 5).any():
         return False
     steps = np.diff(dates.normalize().values.astype("datetime64[D]")).astype(np.int64)
     return bool((steps == 3).any())

@@ -34,6 +34,17 @@ class ParsedDates:
     reading: str  # how the cells were read, for the one-line note
 
 
+INTEGER_READINGS = {"years": "%Y", "YYYYMMDD integers": "%Y%m%d", "YYYYMM integers": "%Y%m"}
+
+
+def written_like(dates: pd.DatetimeIndex, reading: str | None) -> pd.Index:
+    """Timestamps in the file's own encoding where it used integers (2009, 20090131), so a forecast
+    file reads like its input; other encodings are written as ISO timestamps."""
+    if reading in INTEGER_READINGS:
+        return pd.Index(dates.strftime(INTEGER_READINGS[reading]).astype(np.int64), name=dates.name)
+    return dates
+
+
 def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) -> ParsedDates:
     """The date column (``date_col``, else the leftmost column whose content reads as dates), parsed."""
     if date_col is not None:
@@ -103,7 +114,7 @@ def _parse_text(text: pd.Series) -> tuple[pd.DatetimeIndex, str | None, str] | N
         day_first = bool((first > 12).any()) or (None if not (second > 12).any() else False)
     if day_first is not None:
         parsed = _to_datetime(text, {"format": "mixed", "dayfirst": day_first})
-        return None if parsed is None else (*parsed, "day-first dates" if day_first else "dates")
+        return None if parsed is None else (*parsed, "text dates, day first" if day_first else "text dates")
     # Every field <= 12: both readings parse; keep the one in time order with the most regular steps.
     candidates = []
     for dayfirst in (False, True):
@@ -115,7 +126,7 @@ def _parse_text(text: pd.Series) -> tuple[pd.DatetimeIndex, str | None, str] | N
     if not candidates:
         return None
     *_, dayfirst, parsed = min(candidates, key=lambda c: c[:3])
-    return (*parsed, "day-first dates" if dayfirst else "dates")
+    return (*parsed, "text dates, day first" if dayfirst else "text dates")
 
 
 def _to_datetime(text: pd.Series, options: dict) -> tuple[pd.DatetimeIndex, str | None] | None:
@@ -157,14 +168,14 @@ def _integer_dates(column: pd.Series, accept_years: bool) -> tuple[pd.DatetimeIn
         return None
     values = numbers.to_numpy(dtype=np.int64)
     if np.all((values >= 10000101) & (values <= 29991231)):
-        text, fmt, reading = values.astype(str), "%Y%m%d", "YYYYMMDD integers"
+        text, reading = values.astype(str), "YYYYMMDD integers"
     elif np.all((values >= 100001) & (values <= 299912)) and np.all((values % 100 >= 1) & (values % 100 <= 12)):
-        text, fmt, reading = values.astype(str), "%Y%m", "YYYYMM integers"
+        text, reading = values.astype(str), "YYYYMM integers"
     elif accept_years and np.all((values >= 1000) & (values <= 2999)):
-        text, fmt, reading = values.astype(str), "%Y", "years"
+        text, reading = values.astype(str), "years"
     else:
         return None
-    parsed = pd.to_datetime(pd.Series(text), format=fmt, errors="coerce")
+    parsed = pd.to_datetime(pd.Series(text), format=INTEGER_READINGS[reading], errors="coerce")
     if parsed.isna().any():
         return None
     return pd.DatetimeIndex(parsed).as_unit("ns"), None, reading

@@ -108,10 +108,9 @@ def windows_that_fit(
             f"{look_back}; {shorter}{other} (--pred-len, --set data.seq_len=N)"
         )
     chosen = Windows(look_back, min(protocol.label_len, look_back // 2), horizons)
-    if (look_back, horizons) == (protocol.seq_len, list(protocol.pred_lens)) or (seq_len, pred_lens) == (
-        look_back,
-        horizons,
-    ):
+    shrunk_look_back = seq_len is None and look_back != protocol.seq_len
+    shrunk_horizons = pred_lens is None and horizons != list(protocol.pred_lens)
+    if not (shrunk_look_back or shrunk_horizons):
         return chosen, None
     note = (
         f"note: {source}: {n_rows} rows (train {train}, validation {val}, test {test}) do not fit look-back "

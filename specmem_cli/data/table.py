@@ -81,6 +81,7 @@ class SeriesTable:
     layout: LongLayout | None = None
     sha256: str | None = None  # of the file's bytes: part of a run's identity
     reading: Reading = field(default_factory=Reading)
+    date_reading: str | None = None  # how the clock was written ('years', 'YYYYMMDD integers', 'ISO dates', ...)
 
     @property
     def n_rows(self) -> int:
@@ -182,7 +183,9 @@ def table_from_frame(
         len(dates),
         len(columns),
     )
-    return SeriesTable(dates, values, columns, parsed.column, source, parsed.timezone, layout, None, reading)
+    return SeriesTable(
+        dates, values, columns, parsed.column, source, parsed.timezone, layout, None, reading, parsed.reading
+    )
 
 
 def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str]) -> pd.DataFrame:
@@ -275,18 +278,27 @@ def _pivot(
         )
     uneven = [n for n, s, e in zip(names, starts, ends, strict=True) if s != first or e != last]
     if uneven and reading.fill is None:
+        limits = [f"{n} starts {_stamp(wide.index[s])}" for n, s in zip(names, starts, strict=True) if s == first]
+        limits += [f"{n} ends {_stamp(wide.index[e - 1])}" for n, e in zip(names, ends, strict=True) if e == last]
         log.info(
-            "note: %s: series start or end on different dates (%s); kept the %d dates they all cover "
-            "(--fill fills the rest instead, --columns leaves series out)",
+            "note: %s: series cover different dates; kept %s..%s (%d dates), the stretch all %d share (%s); "
+            "--fill fills the others' missing dates instead, --columns leaves series out",
             source,
-            ", ".join(uneven[:5]) + (" ..." if len(uneven) > 5 else ""),
+            _stamp(wide.index[first]),
+            _stamp(wide.index[last - 1]),
             last - first,
+            len(names),
+            ", ".join(limits[:4]) + (" ..." if len(limits) > 4 else ""),
         )
         wide, values = wide.iloc[first:last], values[first:last]
     elif uneven:
         log.info("note: %s: filled the missing start or end of %s (--fill %s)", source, ", ".join(uneven), reading.fill)
     log.info("note: %s: long format, %d series from column '%s'", source, len(order), id_column)
     return pd.DatetimeIndex(wide.index), values, names, layout
+
+
+def _stamp(timestamp: pd.Timestamp) -> str:
+    return str(timestamp.date()) if timestamp == timestamp.normalize() else str(timestamp)
 
 
 def _select(
@@ -315,7 +327,7 @@ def _fill_gaps(
     if fill is None:
         log.info(
             "note: %s: %d gap(s) in the %s clock, %d step(s) missing, longest %d after %s; windows across a gap "
-            "join its two sides (--fill interpolate puts the missing steps back)",
+            "join its two sides (`specmem train --fill interpolate` puts the missing steps back)",
             source,
             len(gaps),
             axis.describe(),

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from specmem_cli.data.calendar import TimeAxis
+from specmem_cli.data.dates import written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
 from specmem_cli.memory.analog import AnalogMemory
@@ -29,7 +30,7 @@ class WindowForecast:
     """One forecast: its origin row, timestamps, values (original units) and actuals where known."""
 
     origin: int
-    dates: pd.DatetimeIndex
+    dates: pd.Index  # timestamps, in the input's zone; integers where the input wrote years or YYYYMMDD
     forecast: np.ndarray  # [pred_len, outputs]
     actual: np.ndarray | None  # same shape, NaN past the end of the file
     mse: float | None = None  # on scaled values, as in training, when every actual exists
@@ -164,7 +165,10 @@ def forecast(
         dates = axis.after(table.dates[origin - 1], pred_len)
         known = _actuals(table, scaled[:, -n_out:], dates)
         result = WindowForecast(
-            origin, _in_zone(dates, table.timezone), run.scaler.inverse_transform(prediction, slice(-n_out, None)), None
+            origin,
+            written_like(_in_zone(dates, table.timezone), table.date_reading),
+            run.scaler.inverse_transform(prediction, slice(-n_out, None)),
+            None,
         )
         if np.isfinite(known).any():
             result.actual = run.scaler.inverse_transform(known, slice(-n_out, None))

@@ -113,10 +113,32 @@ def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f"did you mean 'model.{close[0]}'? " if close else ""
             raise ConfigError(f"model '{name}' has no parameter '{key}'; {hint}see `specmem train --help`")
+    _check_types(name, params, known)
     try:
         return model_class(name)(seq_len, pred_len, n_channels, **params)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model '{name}': {exc}") from None
+
+
+def _check_types(name: str, params: dict[str, object], defaults: dict[str, object]) -> None:
+    """A value of the wrong kind (``model.temperature=hot``) is named as such, not left to fail inside the model."""
+    steps = getattr(model_class(name), "step_parameters", ())
+    for key, value in params.items():
+        default = defaults[key]
+        if key in steps and isinstance(value, str):
+            continue  # a duration or 'auto', turned into steps by resolve_step_parameters
+        if isinstance(default, bool):
+            expected, ok = "true or false", isinstance(value, bool)
+        elif isinstance(default, int) or key in steps:
+            expected, ok = "a whole number", isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            expected, ok = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            expected, ok = "a word", isinstance(value, str)
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"model.{key} must be {expected} (got {value!r}); fix it in the config or --set")
 
 
 def forecast(model: nn.Module, inputs: torch.Tensor, positions: torch.Tensor | None = None, **options) -> torch.Tensor:

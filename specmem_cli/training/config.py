@@ -236,7 +236,14 @@ def load_config(path_or_preset: str | Path | None = None) -> ExperimentConfig:
                 f"config '{name}' is neither a file nor a preset; {hint}presets: {', '.join(sorted(known))}"
             )
         path = known[name]
-    return config_from_dict(read_yaml(path), source=str(path))
+    raw = read_yaml(path)
+    if not raw:
+        raise ConfigError(f"{path} is empty; give a config with at least a model (see configs/default.yaml)")
+    if isinstance(raw, dict) and not isinstance(raw.get("model"), dict):
+        raise ConfigError(
+            f"{path}: no 'model' section naming the model (e.g. model: {{name: klcycle}}); see configs/default.yaml"
+        )
+    return config_from_dict(raw, source=str(path))
 
 
 def model_preset(name: str) -> dict[str, Any]:

@@ -265,13 +265,14 @@ LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: sa
 
 def _announce(model: nn.Module, config: ExperimentConfig, data: PreparedData) -> None:
     size = sum(p.numel() for p in model.parameters())
-    message = (
-        f"note: {config.model_name}: {size:,} parameters, {len(data.train):,} training windows, "
-        f"look-back {config.data.seq_len}, horizon {config.data.pred_lens[0]}"
-    )
     if size > LARGE_MODEL:
-        message += "; a model this size takes seconds per step and can take hours per epoch on a CPU"
-    log.info(message)
+        log.info(
+            "note: %s has %s parameters: on a CPU each training step takes seconds and an epoch of %s "
+            "windows can take an hour (the step bar shows the pace)",
+            config.model_name,
+            f"{size:,}",
+            f"{len(data.train):,}",
+        )
 
 
 def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, run_dir: Path) -> RunRecord:
@@ -367,7 +368,6 @@ def _checkpoint_payload(
         "date_column": data.table.date_column,
         "reading": asdict(data.table.reading),
         "layout": data.table.layout.to_state() if data.table.layout else None,
-        "timezone": data.table.timezone,
         "data_sha256": data.table.sha256,
         "time_axis": data.time_axis.to_state(),
         "memory_at_eval": config.train.memory_at_eval,
@@ -391,6 +391,12 @@ class LoadedRun:
         raw = self.config.to_dict()
         raw["data"]["name"] = name
         data = load_data(config_from_dict(raw), self.config.data.pred_lens[0])
+        trained_on = self.checkpoint.get("data_sha256")
+        if trained_on and data.table.sha256 and trained_on != data.table.sha256:
+            raise SpecmemError(
+                f"{name}: the file changed since {self.path} was trained (its content hash differs); "
+                "retrain on it, or give the file it was trained on"
+            )
         same = np.allclose(data.scaler.mean_, self.scaler.mean_, rtol=1e-9, atol=1e-12) and np.allclose(
             data.scaler.scale_, self.scaler.scale_, rtol=1e-9, atol=1e-12
         )

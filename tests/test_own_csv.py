@@ -1,0 +1,427 @@
+"""Users' own CSVs: dates found by content, long format, text columns, any clock, short series, gaps,
+changed files, and faults (full disk, read-only places, deleted directories), each from a small file
+made here."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from specmem_cli.cli import app
+from specmem_cli.data.calendar import TimeAxis
+from specmem_cli.data.splits import Windows, windows_that_fit
+from specmem_cli.data.table import Reading, read_table
+from specmem_cli.errors import DataError
+from specmem_cli.models import resolve_step_parameters
+
+runner = CliRunner()
+FAST = ["--set", "train.epochs=2", "--seeds", "2021", "-q"]
+
+
+def write(tmp_path: Path, name: str, frame: pd.DataFrame, **options) -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False, **options)
+    return path
+
+
+def seasonal(rows: int, period: float, seed: int = 0) -> np.ndarray:
+    generator = np.random.default_rng(seed)
+    steps = np.arange(rows)
+    return 10 + 3 * np.sin(2 * np.pi * steps / period) + 0.3 * generator.standard_normal(rows)
+
+
+@pytest.mark.parametrize(
+    ("cells", "first", "reading"),
+    [
+        (pd.date_range("2006-01-01", periods=30, freq="MS").strftime("%Y-%m-%d"), "2006-01-01", "ISO dates"),
+        (pd.date_range("1949-01-01", periods=30, freq="MS").strftime("%Y-%m"), "1949-01-01", "ISO dates"),
+        (np.arange(1700, 1730), "1700-01-01", "years"),
+        (pd.date_range("1958-03-29", periods=30).strftime("%Y%m%d").astype(int), "1958-03-29", "YYYYMMDD integers"),
+        (pd.date_range("2000-01-01", periods=30, freq="MS").strftime("%b %-d %Y"), "2000-01-01", "text dates"),
+        (pd.date_range("2020-01-01", periods=30).strftime("%d/%m/%Y"), "2020-01-01", "text dates, day first"),
+    ],
+)
+def test_the_date_column_is_found_by_content_whatever_its_name(tmp_path, cells, first, reading):
+    frame = pd.DataFrame({"value": seasonal(30, 7), "when_it_was": cells, "other": np.arange(30.0)})
+    table = read_table(write(tmp_path, "f.csv", frame))
+    assert table.date_column == "when_it_was" and table.date_reading == reading
+    assert table.dates[0] == pd.Timestamp(first) and table.columns == ["value", "other"]
+
+
+def test_time_zone_aware_stamps_are_held_in_utc_across_daylight_saving(tmp_path):
+    stamps = pd.date_range("2021-03-27 22:00", periods=8, freq="30min", tz="Europe/London")
+    frame = pd.DataFrame({"datetime_gmt": stamps.astype(str), "demand": seasonal(8, 4)})
+    table = read_table(write(tmp_path, "d.csv", frame))
+    assert table.timezone == "UTC" and table.time_axis.describe() == "30-minute"
+    assert table.dates[0] == pd.Timestamp("2021-03-27 22:00") and not table.time_axis.gaps(table.dates)
+
+
+def test_numbers_are_dates_only_when_they_read_as_dates(tmp_path):
+    # an unsorted column of values between 1000 and 2999 is data; nanoseconds are never dates
+    frame = pd.DataFrame(
+        {"sales": [1500, 1200, 2400, 1800], "stamp": ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04"]}
+    )
+    assert read_table(write(tmp_path, "s.csv", frame)).date_column == "stamp"
+    counts = pd.DataFrame({"n": [5, 9, 2, 7], "v": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(DataError, match="no column reads as dates"):
+        read_table(write(tmp_path, "c.csv", counts))
+
+
+def test_separators_and_decimal_commas_are_detected(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=40, freq="h").strftime("%d.%m.%Y %H:%M")
+    frame = pd.DataFrame({"Datum": stamps, "Last": seasonal(40, 24).round(3)})
+    table = read_table(write(tmp_path, "semi.csv", frame, sep=";", decimal=","))
+    np.testing.assert_allclose(table.values[:, 0], frame["Last"].to_numpy())
+    assert table.dates[13] == pd.Timestamp("2020-01-01 13:00")
+    tabbed = read_table(write(tmp_path, "tab.csv", frame, sep="\t"))
+    assert tabbed.columns == ["Last"]
+
+
+def test_text_columns_are_left_out_with_a_note_and_a_stray_word_is_an_error(tmp_path, caplog):
+    days = pd.date_range("2012-01-01", periods=20).strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"date": days, "temp": seasonal(20, 7), "weather": ["rain", "sun"] * 10})
+    with caplog.at_level(logging.INFO, logger="specmem_cli"):
+        table = read_table(write(tmp_path, "w.csv", frame))
+    assert table.columns == ["temp"] and "left out text column(s) weather" in caplog.text
+    frame["temp"] = frame["temp"].astype(object)
+    frame.loc[5, "temp"] = "n.a.x"
+    with pytest.raises(
+        DataError, match=r"column 'temp' holds numbers and text, first 'n.a.x' at data row 6.*--columns"
+    ):
+        read_table(write(tmp_path, "bad.csv", frame))
+
+
+def long_file(
+    tmp_path: Path, starts: dict[str, str], rows: int = 60, freq: str = "h", columns=("unique_id", "ds", "y")
+):
+    parts = []
+    for index, (series, start) in enumerate(starts.items()):
+        stamps = pd.date_range(start, periods=rows, freq=freq)
+        parts.append(
+            pd.DataFrame({columns[0]: series, columns[1]: stamps.astype(str), columns[2]: seasonal(rows, 24, index)})
+        )
+    return write(tmp_path, "long.csv", pd.concat(parts))
+
+
+def test_long_format_becomes_series_aligned_on_their_shared_dates(tmp_path, caplog):
+    path = long_file(tmp_path, {"H1": "2020-01-01 00:00", "H2": "2020-01-01 05:00", "H3": "2020-01-01 00:00"})
+    with caplog.at_level(logging.INFO, logger="specmem_cli"):
+        table = read_table(path)
+    assert table.columns == ["H1", "H2", "H3"] and table.layout.id_column == "unique_id"
+    assert table.n_rows == 55 and table.dates[0] == pd.Timestamp("2020-01-01 05:00")
+    assert "H2 starts 2020-01-01 05:00:00" in caplog.text and "kept" in caplog.text
+    source = pd.read_csv(path)
+    h3 = source[source.unique_id == "H3"].set_index("ds")["y"]
+    np.testing.assert_allclose(table.values[:, 2], h3.loc["2020-01-01 05:00:00":].to_numpy())
+    filled = read_table(path, Reading(fill="interpolate"))
+    assert filled.n_rows == 65 and np.isfinite(filled.values).all()
+
+
+def test_long_format_with_several_values_and_a_named_id(tmp_path):
+    stamps = pd.date_range("2021-01-01", periods=30, freq="D").astype(str)
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {"item_id": item, "timestamp": stamps, "target": seasonal(30, 7, i), "price": np.arange(30.0) + i}
+            )
+            for i, item in enumerate("ab")
+        ]
+    )
+    table = read_table(write(tmp_path, "ag.csv", frame), Reading(id_col="item_id"))
+    assert table.columns == ["a/target", "a/price", "b/target", "b/price"]
+    assert read_table(write(tmp_path, "ag2.csv", frame), Reading(value_cols=["target"])).columns == ["a", "b"]
+    with pytest.raises(DataError, match=r"no column named 'sku'.*--id-col"):
+        read_table(write(tmp_path, "ag3.csv", frame), Reading(id_col="sku"))
+
+
+def test_calendar_clocks_count_months_and_business_days():
+    months = pd.date_range("2000-01-31", periods=30, freq="ME")
+    axis = TimeAxis.of(months)
+    assert axis.months == 1 and axis.positions(months).tolist() == list(range(30))
+    assert list(axis.after(months[-1], 2)) == [pd.Timestamp("2002-07-31"), pd.Timestamp("2002-08-31")]
+    years = pd.DatetimeIndex([f"{y}-01-01" for y in range(1700, 1760)])
+    assert TimeAxis.of(years).describe() == "yearly" and TimeAxis.of(years).positions(years)[-1] == 59
+    quarters = pd.date_range("2000-01-01", periods=12, freq="QS")
+    assert TimeAxis.of(quarters).describe() == "quarterly"
+    weekdays = pd.bdate_range("2021-01-04", periods=40)
+    business = TimeAxis.of(weekdays)
+    assert business.business_days and business.positions(weekdays).tolist() == list(range(40))
+    assert business.after(weekdays[-1], 1)[0].day_of_week == 0  # a Friday is followed by a Monday
+    hourly = pd.date_range("2020-01-01", periods=50, freq="h").delete(range(10, 30))
+    assert TimeAxis.of(hourly).gaps(hourly) == [(pd.Timestamp("2020-01-01 09:00"), 20)]
+
+
+@pytest.mark.parametrize(("freq", "expected"), [("MS", 12), ("W-SUN", 52), ("D", 7), ("QS", 4)])
+def test_the_default_cycle_fits_any_clock(freq, expected):
+    rows = 600 if freq != "QS" else 200
+    dates = pd.date_range("1990-01-01", periods=rows, freq=freq)
+    values = seasonal(rows, expected)[:, None]
+    axis = TimeAxis.of(dates)
+    params = resolve_step_parameters(
+        "klcycle", {"cycle_len": "auto"}, axis.step, (values, axis.positions(dates).numpy())
+    )
+    assert params["cycle_len"] == expected
+
+
+def test_short_series_shrink_the_default_windows_and_explicit_ones_are_named():
+    protocol = Windows(96, 48, [96, 192, 336, 720])
+    chosen, note = windows_that_fit(144, "ratio", protocol, None, None, "air.csv")
+    assert chosen == Windows(42, 21, [16]) and "using look-back 42 and horizon(s) 16" in note
+    kept, none = windows_that_fit(17_420, "ett_hour", protocol, None, None, "ETTh1")
+    assert kept == Windows(96, 48, [96, 192, 336, 720]) and none is None
+    partial, _ = windows_that_fit(3_000, "ratio", protocol, None, None, "x.csv")
+    assert partial.pred_lens == [96, 192]
+    with pytest.raises(DataError, match=r"cannot hold horizon 24 with look-back 96; horizons up to 4 fit"):
+        windows_that_fit(144, "ratio", protocol, 96, [24], "air.csv")
+    with pytest.raises(DataError, match="too short"):
+        windows_that_fit(4, "ratio", protocol, None, None, "tiny.csv")
+
+
+def test_monthly_file_trains_and_forecasts_with_no_other_flag(tmp_path):
+    months = pd.date_range("1949-01-01", periods=144, freq="MS").strftime("%Y-%m")
+    path = write(tmp_path, "air.csv", pd.DataFrame({"Month": months, "Passengers": seasonal(144, 12)}))
+    trained = runner.invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "runs"), *FAST])
+    assert trained.exit_code == 0, trained.output
+    assert "using look-back 42 and horizon(s) 16" in trained.stderr and "monthly steps" in trained.stderr
+    (run,) = (tmp_path / "runs").glob("klcycle_air_*")
+    output = tmp_path / "out.csv"
+    result = runner.invoke(app, ["forecast", str(run), "--input", str(path), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(output)
+    assert list(written.columns) == ["Month", "Passengers"] and len(written) == 16
+    assert written["Month"].iloc[0] == "1961-01-01" and written["Month"].iloc[-1] == "1962-04-01"
+
+
+def test_years_are_written_back_as_years_and_long_files_as_long(tmp_path):
+    years = pd.DataFrame({"YEAR": np.arange(1700, 2000), "SUNACTIVITY": seasonal(300, 11)})
+    path = write(tmp_path, "sun.csv", years)
+    assert runner.invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "r1"), *FAST]).exit_code == 0
+    (run,) = (tmp_path / "r1").glob("klcycle_*")
+    assert (
+        runner.invoke(app, ["forecast", str(run), "--input", str(path), "--output", str(tmp_path / "y.csv")]).exit_code
+        == 0
+    )
+    assert pd.read_csv(tmp_path / "y.csv")["YEAR"].iloc[0] == 2000
+    path = long_file(tmp_path, {"A": "2020-01-01", "B": "2020-01-01"}, rows=400, columns=("symbol", "date", "price"))
+    assert runner.invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "r2"), *FAST]).exit_code == 0
+    (run,) = (tmp_path / "r2").glob("klcycle_*")
+    result = runner.invoke(app, ["forecast", str(run), "--input", str(path), "--output", str(tmp_path / "l.csv")])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(tmp_path / "l.csv")
+    assert list(written.columns) == ["symbol", "date", "price"] and set(written.symbol) == {"A", "B"}
+    assert len(written) == 2 * 40 and written.date.iloc[0] == "2020-01-17 16:00:00"
+
+
+def test_target_means_forecast_that_series_from_all_of_them(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=600, freq="h").astype(str)
+    frame = pd.DataFrame({"date": stamps, "load": seasonal(600, 24), "temp": seasonal(600, 24, 1)})
+    path = write(tmp_path, "t.csv", frame)
+    result = runner.invoke(
+        app, ["train", "--data", str(path), "--target", "load", "--out", str(tmp_path / "r"), "--json", *FAST]
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][0]["run_dir"]
+    stored = torch.load(Path(run) / "checkpoint.pt", weights_only=True)
+    assert stored["columns"] == ["temp", "load"] and stored["output_columns"] == ["load"]
+
+
+def hourly_with_gap(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    stamps = pd.date_range("2020-01-01", periods=700, freq="h")
+    frame = pd.DataFrame({"date": stamps.astype(str), "v": seasonal(700, 24)}).drop(index=range(500, 520))
+    return write(tmp_path, "gap.csv", frame), frame
+
+
+def test_a_gap_is_reported_and_a_backtest_across_it_matches_actuals_by_timestamp(tmp_path):
+    path, frame = hourly_with_gap(tmp_path)
+    trained = runner.invoke(
+        app, ["train", "--data", str(path), "--pred-len", "24", "--out", str(tmp_path / "r"), *FAST]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "1 gap(s) in the hourly clock, 20 step(s) missing" in trained.stderr
+    (run,) = (tmp_path / "r").glob("klcycle_*")
+    output = tmp_path / "bt.json"
+    result = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(run),
+            "--input",
+            str(path),
+            "--output",
+            str(output),
+            "--start",
+            "2020-01-21 12:00",
+            "--rolling",
+            "24",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    truth = frame.set_index("date")["v"]
+    for window in json.loads(output.read_text())["windows"]:
+        for date, actual in zip(window["dates"], window["actual"] or [[None]] * 24, strict=True):
+            expected = truth.get(date)
+            assert (actual[0] is None) if expected is None else actual[0] == pytest.approx(expected)
+    first = json.loads(output.read_text())["windows"][0]
+    assert first["dates"][0] == "2020-01-21 12:00:00" and first["actual"][8][0] is None  # 20:00 is in the gap
+
+
+def test_a_changed_file_is_never_answered_with_old_runs(tmp_path):
+    path, frame = hourly_with_gap(tmp_path)
+    command = ["train", "--data", str(path), "--pred-len", "24", "--out", str(tmp_path / "r"), *FAST]
+    assert runner.invoke(app, command).exit_code == 0
+    assert "reused" in json.dumps(json.loads(runner.invoke(app, [*command, "--json"]).stdout)["runs"])
+    frame.assign(v=frame.v * 2).to_csv(path, index=False)
+    again = runner.invoke(app, command)
+    assert again.exit_code == 1 and "trained on other contents" in again.stderr
+    (run,) = (tmp_path / "r").glob("klcycle_*")
+    evaluated = runner.invoke(app, ["evaluate", str(run)])
+    assert evaluated.exit_code == 1 and "the file changed since" in evaluated.stderr
+
+
+def test_config_mistakes_are_named(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = runner.invoke(app, ["train", "--config", str(empty)])
+    assert result.exit_code == 1 and "is empty" in result.stderr
+    modelless = tmp_path / "m.yaml"
+    modelless.write_text("train:\n  epochs: 2\n")
+    result = runner.invoke(app, ["train", "--config", str(modelless)])
+    assert result.exit_code == 1 and "no 'model' section" in result.stderr
+    result = runner.invoke(
+        app, ["train", "--set", "model.temperature=hot", "--out", str(tmp_path / "r"), "--data", "synthetic"]
+    )
+    assert result.exit_code == 1 and "model.temperature must be a number (got 'hot')" in result.stderr
+
+
+def test_forecast_nan_advice_names_flags_forecast_has(tmp_path):
+    path, frame = hourly_with_gap(tmp_path)
+    assert (
+        runner.invoke(
+            app, ["train", "--data", str(path), "--pred-len", "24", "--out", str(tmp_path / "r"), *FAST]
+        ).exit_code
+        == 0
+    )
+    (run,) = (tmp_path / "r").glob("klcycle_*")
+    frame.iloc[-3, 1] = np.nan
+    holed = write(tmp_path, "holed.csv", frame)
+    result = runner.invoke(app, ["forecast", str(run), "--input", str(holed), "--output", str(tmp_path / "o.csv")])
+    error = result.stderr.split("error: ")[1]
+    assert result.exit_code == 1 and "--start" in error and "--fill" not in error
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_no_partial_run(tmp_path, monkeypatch):
+    from specmem_cli.training import checkpoint
+
+    command = [
+        "train",
+        "--data",
+        "synthetic",
+        "--pred-len",
+        "24",
+        "--set",
+        "train.max_steps=2",
+        "--seeds",
+        "2021",
+        "--out",
+        str(tmp_path / "r"),
+        "-q",
+    ]
+    monkeypatch.setattr(
+        checkpoint.torch, "save", _raise(RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64"))
+    )
+    result = runner.invoke(app, command)
+    assert (
+        result.exit_code == 1 and "could not write the checkpoint" in result.stderr and "Traceback" not in result.output
+    )
+    assert not [p for p in (tmp_path / "r").iterdir() if not p.name.startswith(".")]
+    monkeypatch.undo()
+    assert runner.invoke(app, command).exit_code == 0
+    (run,) = (tmp_path / "r").glob("*seed*")
+    before = (run / "metrics.json").read_bytes()
+    monkeypatch.setattr(
+        checkpoint.os, "replace", _raise(OSError(errno.ENOSPC, "No space left on device", "metrics.json"))
+    )
+    result = runner.invoke(app, [*command[:-3], "--pred-len", "48", "--out", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 1 and "no space left on the device" in result.stderr
+    assert (run / "metrics.json").read_bytes() == before  # the finished run is untouched
+    assert not list((tmp_path / "r").glob("*pl48*"))
+
+
+def test_unwritable_places_and_a_file_for_a_directory_are_one_line_errors(tmp_path, monkeypatch):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["train", "--data", "synthetic", "--out", str(blocker), "-q"])
+    assert result.exit_code == 1 and "is a file, not a directory" in result.stderr
+    from specmem_cli.data import registry
+
+    monkeypatch.setattr(
+        registry.Path, "mkdir", _raise(PermissionError(errno.EROFS, "Read-only file system", "/ro/data"))
+    )
+    result = runner.invoke(app, ["download", "ETTh1", "--dir", "/ro/data", "--mirror", str(tmp_path)])
+    assert (
+        result.exit_code == 1
+        and "/ro/data: read-only file system" in result.stderr
+        and "Traceback" not in result.output
+    )
+
+
+def test_a_run_directory_deleted_mid_run_is_named(tmp_path, monkeypatch):
+    from specmem_cli.training import runs
+
+    real_fit = runs.fit
+
+    def fit_then_delete(model, data, config, seed, reporter):
+        result = real_fit(model, data, config, seed, reporter)
+        for path in (tmp_path / "r").glob("*seed*"):
+            import shutil
+
+            shutil.rmtree(path)
+        return result
+
+    monkeypatch.setattr(runs, "fit", fit_then_delete)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--pred-len",
+            "24",
+            "--set",
+            "train.max_steps=2",
+            "--out",
+            str(tmp_path / "r"),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 1 and "was deleted while its run trained" in result.stderr
+
+
+def test_two_sweeps_into_one_directory_train_each_run_once(tmp_path):
+    command = [sys.executable, "-m", "specmem_cli", "train", "--data", "synthetic", "--pred-len", "24", "48"]
+    command += ["--set", "train.max_steps=20", "--out", str(tmp_path / "r"), "--json", "-q"]
+    first, second = (
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    )
+    outputs = [process.communicate(timeout=600) for process in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    runs = [run for stdout, _ in outputs for run in json.loads(stdout)["runs"]]
+    trained = sorted(run["run_dir"] for run in runs if not run["reused"])
+    assert trained == sorted({run["run_dir"] for run in runs}) and len(trained) == 6  # 2 horizons x 3 seeds
+
+
+def _raise(exception: BaseException):
+    def fail(*args, **kwargs):
+        raise exception
+
+    return fail
