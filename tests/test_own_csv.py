@@ -173,6 +173,17 @@ def test_the_default_cycle_fits_any_clock(freq, expected):
     assert params["cycle_len"] == expected
 
 
+def test_durations_mean_something_on_any_clock():
+    weekly = pd.Timedelta(days=7)
+    assert resolve_step_parameters("klcycle", {"cycle_len": "1D"}, weekly)["cycle_len"] == 1  # no daily cycle
+    assert (
+        resolve_step_parameters(
+            "klcycle", {"cycle_len": "365D"}, TimeAxis.of(pd.date_range("2000", periods=30, freq="MS")).step
+        )["cycle_len"]
+        == 12
+    )
+
+
 def test_short_series_shrink_the_default_windows_and_explicit_ones_are_named():
     protocol = Windows(96, 48, [96, 192, 336, 720])
     chosen, note = windows_that_fit(144, "ratio", protocol, None, None, "air.csv")

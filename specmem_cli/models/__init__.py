@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "multires": MultiresForecaster,
 }
 _SHAPE_ARGUMENTS = ("seq_len", "pred_len", "n_channels")
+CALENDAR_TOLERANCE = 0.02  # 365D is 11.99 mean months: whole steps within 2%, as calendar clocks need
+log = logging.getLogger("specmem_cli.models")
 
 
 def hyper_parameters(name: str) -> dict[str, object]:
@@ -97,9 +100,15 @@ def resolve_step_parameters(
         except ValueError:
             expected = "a whole number, 'auto' or a duration" if key in declared else "a whole number or a duration"
             raise ConfigError(f"model.{key}: '{value}' is not {expected} such as 1D or 24h") from None
-        if steps < 1 or abs(steps - round(steps)) > 1e-9:
+        if key in declared and steps < 1:
+            # a day means nothing on weekly or monthly steps: no cycle of that length exists in the data
+            log.info("note: model.%s: %s is shorter than one step of this data's clock; using 1 (none)", key, value)
+            resolved[key] = 1
+            continue
+        if steps < 1 or abs(steps - round(steps)) > CALENDAR_TOLERANCE * steps:
             raise ConfigError(
                 f"model.{key}: {value} is {steps:g} steps of this data's {time_step}; give a whole number of steps"
+                + (" or 'auto'" if key in declared else "")
             )
         resolved[key] = round(steps)
     return resolved
