@@ -101,6 +101,18 @@ def test_text_columns_are_left_out_with_a_note_and_a_stray_word_is_an_error(tmp_
         read_table(write(tmp_path, "bad.csv", frame))
 
 
+def test_a_row_counter_is_not_a_series(tmp_path, caplog):
+    stamps = pd.date_range("2021-05-01", periods=30, freq="30min", tz="UTC").strftime("%Y-%m-%d %H:%M:%S+00:00")
+    frame = pd.DataFrame({"settlement": range(30), "datetime_gmt": stamps, "demand": seasonal(30, 48)})
+    with caplog.at_level(logging.INFO, logger="specmem_cli"):
+        table = read_table(write(tmp_path, "demand.csv", frame))
+    assert table.columns == ["demand"] and "left out row counter column(s) settlement" in caplog.text
+    named = read_table(write(tmp_path, "demand.csv", frame), Reading(value_cols=["settlement", "demand"]))
+    assert named.columns == ["settlement", "demand"]
+    alone = read_table(write(tmp_path, "alone.csv", frame.drop(columns="demand")))
+    assert alone.columns == ["settlement"]
+
+
 def long_file(
     tmp_path: Path, starts: dict[str, str], rows: int = 60, freq: str = "h", columns=("unique_id", "ds", "y")
 ):

@@ -159,7 +159,7 @@ def table_from_frame(
     if id_column is not None:
         dates, values, columns, layout = _pivot(rest, parsed.dates, id_column, source, reading)
     else:
-        numeric = _numeric_columns(rest, source, reading.value_cols or list(rest.columns))
+        numeric = _numeric_columns(rest, source, reading.value_cols or list(rest.columns), reading.value_cols is None)
         dates, values, columns, layout = (
             parsed.dates,
             numeric.to_numpy(np.float64, copy=True),
@@ -188,10 +188,12 @@ def table_from_frame(
     )
 
 
-def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str]) -> pd.DataFrame:
+def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str], guessing: bool = False) -> pd.DataFrame:
     """The numeric columns among ``names``; text columns are left out with a note, a numeric column
-    with a few non-numeric cells is an error naming the first (silently dropping it would hide a typo)."""
-    kept, text = {}, []
+    with a few non-numeric cells is an error naming the first (silently dropping it would hide a typo).
+    When ``guessing`` (no column was named), a row counter (0, 1, 2, … as a saved index writes) is left
+    out too: it is the row's number, not a series to forecast."""
+    kept, text, counters = {}, [], {}
     for name in names:
         if name not in frame.columns:
             raise DataError(
@@ -211,12 +213,32 @@ def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str]) -> pd.D
                 f"{source}: column '{name}' holds numbers and text, first {column.iloc[row]!r} at data row {row + 1}; "
                 "fix that cell, or leave the column out with --columns"
             )
+        if guessing and _is_row_counter(converted):
+            counters[name] = converted.astype(np.float64)
+            continue
         kept[name] = converted.astype(np.float64)
+    if counters and kept:
+        log.info(
+            "note: %s: left out row counter column(s) %s (not series; name them with --value-col to keep)",
+            source,
+            ", ".join(counters),
+        )
+    elif counters:
+        kept = counters  # a lone counter is all there is: keep it rather than refuse the file
     if text:
         log.info("note: %s: left out text column(s) %s (not series)", source, ", ".join(text))
     if not kept:
         raise DataError(f"{source}: no numeric column to forecast (text only: {', '.join(text)})")
     return pd.DataFrame(kept, index=frame.index)
+
+
+def _is_row_counter(column: pd.Series) -> bool:
+    """Integers rising by exactly one on every row: a row index, whatever its name (a float column
+    such as 0.0, 1.0, … was written as measurements, so it stays)."""
+    if not pd.api.types.is_integer_dtype(column):
+        return False
+    values = column.to_numpy(np.float64)
+    return len(values) > 2 and bool(np.isfinite(values).all()) and bool((np.diff(values) == 1).all())
 
 
 def _long_format_id(frame: pd.DataFrame, dates: pd.DatetimeIndex, source: str, reading: Reading) -> str | None:
