@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from specmem_cli.cli import app
 from specmem_cli.data.calendar import TimeAxis
+from specmem_cli.data.dates import written_like
 from specmem_cli.data.splits import Windows, windows_that_fit
 from specmem_cli.data.table import Reading, read_table
 from specmem_cli.errors import DataError
@@ -99,6 +100,29 @@ def test_text_columns_are_left_out_with_a_note_and_a_stray_word_is_an_error(tmp_
         DataError, match=r"column 'temp' holds numbers and text, first 'n.a.x' at data row 6.*--columns"
     ):
         read_table(write(tmp_path, "bad.csv", frame))
+
+
+def test_unix_seconds_are_dates_in_a_column_named_like_a_clock(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=30, freq="h")
+    seconds = np.asarray((stamps - pd.Timestamp(0)) // pd.Timedelta(seconds=1), dtype=np.int64)
+    for name, cells, reading in [("ts", seconds, "Unix seconds"), ("time_ms", seconds * 1000, "Unix milliseconds")]:
+        table = read_table(write(tmp_path, f"{name}.csv", pd.DataFrame({name: cells, "load": seasonal(30, 24)})))
+        assert (table.date_column, table.date_reading, table.dates[1]) == (name, reading, stamps[1])
+        assert list(written_like(table.dates, reading)) == list(cells)
+    unnamed = write(tmp_path, "counts.csv", pd.DataFrame({"counts": seconds, "load": seasonal(30, 24)}))
+    with pytest.raises(DataError, match=r"Unix seconds in a column named like a clock.*--date-col"):
+        read_table(unnamed)
+    assert read_table(unnamed, Reading(date_col="counts")).date_reading == "Unix seconds"
+
+
+def test_thousands_separators_are_read_as_numbers(tmp_path):
+    days = pd.date_range("2020-01-01", periods=6).strftime("%Y-%m-%d")
+    volume = ["1,234", "999", "12,345.5", "-2,000", "1,000,000", "7"]
+    table = read_table(write(tmp_path, "v.csv", pd.DataFrame({"Date": days, "Volume": volume})))
+    assert table.values[:, 0].tolist() == [1234, 999, 12345.5, -2000, 1_000_000, 7]
+    # a comma that is not a thousands separator keeps the column text (left out with its note)
+    odd = pd.DataFrame({"Date": days, "code": ["1,2", "3,4"] * 3, "x": np.arange(6.0)})
+    assert read_table(write(tmp_path, "odd.csv", odd)).columns == ["x"]
 
 
 def test_a_row_counter_is_not_a_series(tmp_path, caplog):

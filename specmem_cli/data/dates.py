@@ -2,8 +2,9 @@
 
 Why by content: real files call the clock ``month``, ``datetime_gmt``, ``YEAR`` or ``ds``, and write
 it as ISO text (with or without a time zone), ``Jan 1 2000``, day-first ``13/01/2020``, ``YYYYMMDD``
-integers or bare years. Integers become dates only when they read as dates (eight-digit days, six-digit
-months, four-digit years), never as nanoseconds since 1970. Time-zone-aware stamps are held in UTC
+integers, bare years, or Unix seconds in a column named like a clock. Integers become dates only when
+they read as dates (eight-digit days, six-digit months, four-digit years, seconds or milliseconds since
+1970 in a clock-named column), never as nanoseconds since 1970. Time-zone-aware stamps are held in UTC
 (a regular clock, even across daylight-saving changes) and written back in their own zone.
 """
 
@@ -21,7 +22,9 @@ from specmem_cli.errors import DataError
 _SAMPLE = 64  # values tried before a whole column is parsed
 _NUMBER = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*$")
 _NUMERIC_DATE = r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b"
-_CLOCK_WORDS = ("date", "time", "year", "month", "day", "week", "period", "ds")
+_CLOCK_WORDS = ("date", "time", "year", "month", "day", "week", "period", "epoch", "unix", "stamp")
+_CLOCK_TOKENS = ("ds", "ts", "t", "dt")  # short names count only as a whole word ('ds', not 'records')
+_UNIX_SECONDS = (3e8, 4.2e9)  # 1979 to 2103: seconds since 1970 as exported by databases and APIs
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,17 @@ class ParsedDates:
 
 
 INTEGER_READINGS = {"years": "%Y", "YYYYMMDD integers": "%Y%m%d", "YYYYMM integers": "%Y%m"}
+UNIX_READINGS = {"Unix seconds": "s", "Unix milliseconds": "ms"}
 
 
 def written_like(dates: pd.DatetimeIndex, reading: str | None) -> pd.Index:
-    """Timestamps in the file's own encoding where it used integers (2009, 20090131), so a forecast
-    file reads like its input; other encodings are written as ISO timestamps."""
+    """Timestamps in the file's own encoding where it used integers (2009, 20090131, 1577836800), so
+    a forecast file reads like its input; other encodings are written as ISO timestamps."""
     if reading in INTEGER_READINGS:
         return pd.Index(dates.strftime(INTEGER_READINGS[reading]).astype(np.int64), name=dates.name)
+    if reading in UNIX_READINGS:
+        since_1970 = (dates - pd.Timestamp(0)) // pd.Timedelta(1, unit=UNIX_READINGS[reading])
+        return pd.Index(np.asarray(since_1970, dtype=np.int64), name=dates.name)
     return dates
 
 
@@ -52,16 +59,17 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
             raise DataError(
                 f"{source}: no column named '{date_col}' (columns: {', '.join(map(str, frame.columns))}); fix --date-col"
             )
-        parsed = parse_date_column(frame[date_col], accept_years=True)
+        parsed = parse_date_column(frame[date_col], accept_years=True, accept_unix=True)
         if parsed is None:
             _report_unparseable(frame[date_col], source, date_col)
         return ParsedDates(str(date_col), *parsed)
     fallback = None
     for column in frame.columns:
-        if _integer_coded(frame[column]) and not _may_be_years(frame[column], str(column)):
+        named = _names_a_clock(str(column))
+        if _integer_coded(frame[column]) and not (named or _sorted(frame[column])):
             parsed = parse_date_column(frame[column], accept_years=False)
         else:
-            parsed = parse_date_column(frame[column], accept_years=True)
+            parsed = parse_date_column(frame[column], accept_years=True, accept_unix=named)
         if parsed is None:
             continue
         if parsed[2] != "years":
@@ -77,13 +85,18 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
             if parsed.notna().mean() >= 0.5:
                 _report_unparseable(frame[column], source, str(column))
     raise DataError(
-        f"{source}: no column reads as dates (ISO text, 'Jan 1 2000', YYYYMMDD or year integers); "
+        f"{source}: no column reads as dates (ISO text, 'Jan 1 2000', YYYYMMDD or year integers, "
+        "or Unix seconds in a column named like a clock); "
         "name the clock column with --date-col, or add one"
     )
 
 
-def parse_date_column(column: pd.Series, accept_years: bool = True) -> tuple[pd.DatetimeIndex, str | None, str] | None:
-    """``(dates, timezone, reading)`` if every cell of ``column`` is a date, else None."""
+def parse_date_column(
+    column: pd.Series, accept_years: bool = True, accept_unix: bool = False
+) -> tuple[pd.DatetimeIndex, str | None, str] | None:
+    """``(dates, timezone, reading)`` if every cell of ``column`` is a date, else None. Unix seconds
+    are accepted only where the column is known to be a clock (its name, or ``--date-col``): a
+    column of ten-digit numbers is otherwise just as likely to be counts."""
     if column.isna().any() or len(column) == 0:
         return None
     if pd.api.types.is_datetime64_any_dtype(column):
@@ -91,7 +104,7 @@ def parse_date_column(column: pd.Series, accept_years: bool = True) -> tuple[pd.
     if pd.api.types.is_bool_dtype(column):
         return None
     if pd.api.types.is_numeric_dtype(column) or column.astype(str).str.match(_NUMBER).all():
-        return _integer_dates(column, accept_years)
+        return _integer_dates(column, accept_years, accept_unix)
     text = column.astype(str).str.strip()
     if _parse_text(text.head(_SAMPLE)) is None:
         return None
@@ -162,7 +175,9 @@ def _integer_coded(column: pd.Series) -> bool:
     return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
 
 
-def _integer_dates(column: pd.Series, accept_years: bool) -> tuple[pd.DatetimeIndex, str | None, str] | None:
+def _integer_dates(
+    column: pd.Series, accept_years: bool, accept_unix: bool
+) -> tuple[pd.DatetimeIndex, str | None, str] | None:
     numbers = pd.to_numeric(column, errors="coerce")
     if not _integer_coded(numbers):
         return None
@@ -173,6 +188,8 @@ def _integer_dates(column: pd.Series, accept_years: bool) -> tuple[pd.DatetimeIn
         text, reading = values.astype(str), "YYYYMM integers"
     elif accept_years and np.all((values >= 1000) & (values <= 2999)):
         text, reading = values.astype(str), "years"
+    elif accept_unix:
+        return _unix_dates(values)
     else:
         return None
     parsed = pd.to_datetime(pd.Series(text), format=INTEGER_READINGS[reading], errors="coerce")
@@ -181,12 +198,24 @@ def _integer_dates(column: pd.Series, accept_years: bool) -> tuple[pd.DatetimeIn
     return pd.DatetimeIndex(parsed).as_unit("ns"), None, reading
 
 
-def _may_be_years(column: pd.Series, name: str) -> bool:
-    """Four-digit integers are years only where the column is sorted (a clock) or its name says so;
-    an unsorted column of values between 1000 and 2999 is data, not a clock."""
-    values = column.to_numpy(dtype=np.float64)
-    sorted_ = bool(np.all(np.diff(values) >= 0))
-    return sorted_ or any(word in name.strip().lower() for word in _CLOCK_WORDS)
+def _unix_dates(values: np.ndarray) -> tuple[pd.DatetimeIndex, str | None, str] | None:
+    low, high = _UNIX_SECONDS
+    for reading, unit, scale in (("Unix seconds", "s", 1), ("Unix milliseconds", "ms", 1000)):
+        if np.all((values >= low * scale) & (values <= high * scale)):
+            return pd.DatetimeIndex(pd.to_datetime(values, unit=unit)).as_unit("ns"), None, reading
+    return None
+
+
+def _sorted(column: pd.Series) -> bool:
+    """A sorted integer column may be a clock (years); an unsorted one of values 1000-2999 is data."""
+    return bool(np.all(np.diff(column.to_numpy(dtype=np.float64)) >= 0))
+
+
+def _names_a_clock(name: str) -> bool:
+    lowered = name.strip().lower()
+    return any(word in lowered for word in _CLOCK_WORDS) or any(
+        token in _CLOCK_TOKENS for token in re.split(r"[^a-z0-9]+", lowered)
+    )
 
 
 def _monotonic_within_runs(dates: pd.DatetimeIndex) -> bool:

@@ -28,6 +28,7 @@ from specmem_cli.errors import DataError
 FILL_METHODS = ("ffill", "interpolate")
 SEPARATORS = (",", ";", "\t", "|")
 _DECIMAL_COMMA = re.compile(r"(^|[;\t|])\s*-?\d+,\d+\s*($|[;\t|])", re.MULTILINE)
+_GROUPED_NUMBER = r"[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"
 log = logging.getLogger("specmem_cli.data")
 
 
@@ -200,7 +201,7 @@ def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str], guessin
                 f"{source}: no column named '{name}' (columns: {', '.join(frame.columns)}); fix --value-col"
             )
         column = frame[name]
-        converted = column if pd.api.types.is_numeric_dtype(column) else pd.to_numeric(column, errors="coerce")
+        converted = column if pd.api.types.is_numeric_dtype(column) else _to_numbers(column)
         if pd.api.types.is_bool_dtype(column):
             converted = column.astype(np.float64)
         bad = converted.isna() & column.notna()
@@ -230,6 +231,15 @@ def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str], guessin
     if not kept:
         raise DataError(f"{source}: no numeric column to forecast (text only: {', '.join(text)})")
     return pd.DataFrame(kept, index=frame.index)
+
+
+def _to_numbers(column: pd.Series) -> pd.Series:
+    """Numbers from text cells, reading thousands separators ("12,345.6", as spreadsheets export
+    them quoted) where every number in the column is written that way or plainly."""
+    text = column.astype("string").str.strip()
+    if text.dropna().str.fullmatch(_GROUPED_NUMBER).all() and text.str.contains(",", regex=False).any():
+        text = text.str.replace(",", "", regex=False)
+    return pd.to_numeric(text, errors="coerce")
 
 
 def _is_row_counter(column: pd.Series) -> bool:
