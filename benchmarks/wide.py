@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -64,6 +65,7 @@ def main() -> None:
         if not path.exists():
             synthetic_file(path, rows, series)
         out = args.dir / f"runs_{name}"
+        shutil.rmtree(out, ignore_errors=True)  # a finished run there would be reused, not timed
         command = [sys.executable, "-c", CHILD, "train", "--data", str(path), "--pred-len", "96"]
         command += ["--seeds", str(args.seed), "--out", str(out), "--quiet", "--json"]
         started = time.perf_counter()

@@ -210,3 +210,22 @@ def test_type3_schedule_and_bad_settings():
     result = runner.invoke(app, ["train", "--config", "etth1", "--data", str(ETTH1), "--set", "model.memory=tokens"])
     assert result.exit_code == 1 and "memory must be 'analog' or 'off'" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("cycle_len", "seq_len", "channels"), [(1, 24, 3), (5, 24, 3), (40, 24, 250), (7, 36, 1200)])
+def test_the_cycle_through_the_linear_map_is_the_same_function_on_both_paths(monkeypatch, cycle_len, seq_len, channels):
+    """W c_in per phase through the FFT (wide data) equals the direct product (narrow data), values and gradients."""
+    from specmem_cli.models import klcycle
+
+    model = KLCycleForecaster(seq_len, 12, channels, cycle_len=cycle_len, memory="off")
+    with torch.no_grad():
+        model.cycle.normal_(generator=torch.Generator().manual_seed(1))
+    results = []
+    for fft_from in (10**9, 1):  # direct, then through the FFT
+        monkeypatch.setattr(klcycle, "FFT_FROM", fft_from)
+        model.zero_grad()
+        value = model._weighted_cycle()
+        (value * torch.linspace(-1, 1, value.numel()).view_as(value)).sum().backward()
+        results.append((value.detach(), model.cycle.grad.clone(), model.linear.weight.grad.clone()))
+    for direct, through_fft in zip(*results, strict=True):
+        torch.testing.assert_close(through_fft, direct, rtol=1e-4, atol=1e-5)

@@ -242,3 +242,19 @@ def test_error_messages_keep_square_brackets(tmp_path):
     missing = tmp_path / "sales[2024].csv"
     result = runner.invoke(app, ["train", "--data", str(missing), "--out", str(tmp_path / "o"), "-q"])
     assert result.exit_code == 1 and "sales[2024].csv: file not found" in result.stderr
+
+
+def test_wide_data_is_scored_in_smaller_batches_with_the_same_metrics(monkeypatch):
+    from specmem_cli.data.windows import WindowSet
+    from specmem_cli.models.klcycle import KLCycleForecaster
+    from specmem_cli.training import trainer
+
+    series = torch.randn(120, 40, generator=torch.Generator().manual_seed(0))
+    windows = WindowSet(series, 24, 0, 12, slice(0, 40))
+    model = KLCycleForecaster(24, 12, 40, cycle_len=4, memory="off")
+    assert trainer.evaluation_batch(256, windows) == 256  # 40 series x 256 windows fit in one batch
+    whole = trainer.evaluate_windows(model, windows, 256, 40)
+    monkeypatch.setattr(trainer, "EVALUATION_ROWS", 40 * 3)
+    assert trainer.evaluation_batch(256, windows) == 3
+    sliced = trainer.evaluate_windows(model, windows, 256, 40)
+    assert sliced.mse == pytest.approx(whole.mse, rel=1e-6) and sliced.mae == pytest.approx(whole.mae, rel=1e-6)

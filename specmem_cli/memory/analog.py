@@ -141,13 +141,16 @@ class AnalogMemory(nn.Module):
         queries = windows.to(self.keys.dtype) @ self.key_basis
         if positions is None or exclude_within <= 0:
             positions, exclude_within = None, 0
-        blocks = []
+        # written in place: a list of small per-block results kept alive between the large score
+        # blocks would split the freed score buffers, and a heap that is not trimmed (see
+        # training/allocator.py) would grow by a score block per query block
+        coefficients = queries.new_empty(queries.shape[0], self.values.shape[1])
         for start in range(0, queries.shape[0], QUERY_BLOCK):
             block_positions = None if positions is None else positions[start : start + QUERY_BLOCK]
             scores, index = self.nearest(queries[start : start + QUERY_BLOCK], block_positions, exclude_within)
             weights = torch.softmax(scores, dim=1).nan_to_num_(0.0)  # nothing admissible: the mean future
-            blocks.append(torch.einsum("qk,qkv->qv", weights, self.values[index]))
-        return torch.cat(blocks) @ self.value_basis.T + self.value_mean
+            coefficients[start : start + QUERY_BLOCK] = torch.einsum("qk,qkv->qv", weights, self.values[index])
+        return coefficients @ self.value_basis.T + self.value_mean
 
     def nearest(
         self, queries: torch.Tensor, positions: torch.Tensor | None, exclude_within: int

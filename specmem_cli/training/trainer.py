@@ -99,6 +99,16 @@ def prepare_memory_for_eval(model: nn.Module, policy: str) -> None:
         memory.freeze()
 
 
+EVALUATION_ROWS = 65_536  # window-series rows scored together: bounds evaluation's memory on wide data
+
+
+def evaluation_batch(batch_size: int, windows: WindowSet) -> int:
+    """Windows scored together: the training batch, fewer where the data is wide (862 series x 256
+    windows is 220k rows, and every temporary of a forward pass would be that tall). Each window's
+    forecast is the same either way; only the peak memory changes."""
+    return min(batch_size, max(1, EVALUATION_ROWS // windows.series.shape[1]))
+
+
 @torch.no_grad()
 def predict_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_outputs: int, transform=None):
     """Yield ``(prediction, target)`` batches ``[B, pred_len, n_outputs]`` in window order (eval mode).
@@ -106,7 +116,7 @@ def predict_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_out
     ``transform(x, batch_index)`` may replace the inputs (the sanity checks use it).
     """
     model.eval()
-    for index, (inputs, targets, positions) in enumerate(windows.batches(batch_size)):
+    for index, (inputs, targets, positions) in enumerate(windows.batches(evaluation_batch(batch_size, windows))):
         if transform is not None:
             inputs = transform(inputs, index)
         prediction = forecast(model, inputs, positions)[:, -windows.pred_len :, -n_outputs:]
@@ -180,7 +190,9 @@ def fit(
     model.load_state_dict(best_state)
     calibration = None
     if config.memory_at_eval == "frozen" and hasattr(model, "calibrate_memory"):
-        calibration = model.calibrate_memory(data.train, data.val, n_outputs, config.batch_size)
+        calibration = model.calibrate_memory(
+            data.train, data.val, n_outputs, evaluation_batch(config.batch_size, data.train)
+        )
     return FitResult(
         best_epoch,
         epochs_run,
