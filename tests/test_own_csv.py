@@ -22,7 +22,7 @@ from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import written_like
 from specmem_cli.data.splits import Windows, windows_that_fit
 from specmem_cli.data.table import Reading, read_table
-from specmem_cli.errors import DataError
+from specmem_cli.errors import ConfigError, DataError
 from specmem_cli.models import resolve_step_parameters
 
 runner = CliRunner()
@@ -218,6 +218,8 @@ def test_durations_mean_something_on_any_clock():
         )["cycle_len"]
         == 12
     )
+    with pytest.raises(ConfigError, match=r"1D is 205.714 steps of this data's 0 days 00:07:00"):
+        resolve_step_parameters("klcycle", {"cycle_len": "1D"}, pd.Timedelta(minutes=7))  # no whole day there
 
 
 def test_short_series_shrink_the_default_windows_and_explicit_ones_are_named():

@@ -49,7 +49,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "multires": MultiresForecaster,
 }
 _SHAPE_ARGUMENTS = ("seq_len", "pred_len", "n_channels")
-CALENDAR_TOLERANCE = 0.02  # 365D is 11.99 mean months: whole steps within 2%, as calendar clocks need
+CALENDAR_TOLERANCE = 0.02  # steps: 365D is 11.9925 mean months, so calendar clocks need a little slack
 log = logging.getLogger("specmem_cli.models")
 
 
@@ -105,7 +105,7 @@ def resolve_step_parameters(
             log.info("note: model.%s: %s is shorter than one step of this data's clock; using 1 (none)", key, value)
             resolved[key] = 1
             continue
-        if steps < 1 or abs(steps - round(steps)) > CALENDAR_TOLERANCE * steps:
+        if steps < 1 or abs(steps - round(steps)) > CALENDAR_TOLERANCE:
             raise ConfigError(
                 f"model.{key}: {value} is {steps:g} steps of this data's {time_step}; give a whole number of steps"
                 + (" or 'auto'" if key in declared else "")
