@@ -211,6 +211,13 @@ def train(
     threads_per_job: Annotated[
         int | None, typer.Option(help="Torch threads per run (default: cores / jobs, so jobs never oversubscribe).")
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Where runs train: cpu (the config's default: deterministic, and fastest for the small models), "
+            "cuda, cuda:N or mps (for large models such as etth1_paper). Checkpoints load on a CPU either way."
+        ),
+    ] = None,
     backend: Annotated[
         str, typer.Option(help="loky (local processes) or dask (a cluster; pip install 'specmem\\[dask]').")
     ] = "loky",
@@ -259,6 +266,8 @@ def train(
         raise SpecmemError("--jobs must be at least 1")
     if threads_per_job is not None:
         settings.append(f"train.threads={threads_per_job}")
+    if device is not None:
+        settings.append(f"train.device={json.dumps(device)}")
     data_settings = [[f"data.name={json.dumps(name)}"] for name in data] if data else [[]]
     experiments = [
         apply_overrides(with_model(base, name), [*named, *settings])

@@ -121,7 +121,7 @@ class AnalogMemory(nn.Module):
         value_mean = futures.double().mean(dim=0)
         self.key_basis = key_basis.float()
         self.key_eigenvalues = key_decomposition.eigenvalues.float()
-        self.key_total_variance = torch.tensor([key_decomposition.total_variance])
+        self.key_total_variance = torch.tensor([key_decomposition.total_variance], device=windows.device)
         self.value_basis = value_basis.float()
         self.value_mean = value_mean.float()
         self.keys = (windows.double() @ key_basis).float()
@@ -161,7 +161,7 @@ class AnalogMemory(nn.Module):
         block's scores are one matrix product; each block's top-k is merged into the running top-k.
         """
         best_scores = queries.new_empty(queries.shape[0], 0)
-        best_index = torch.empty(queries.shape[0], 0, dtype=torch.long)
+        best_index = torch.empty(queries.shape[0], 0, dtype=torch.long, device=queries.device)
         for start in range(0, self.n_entries, KEY_BLOCK):
             keys = self.keys[start : start + KEY_BLOCK]
             scores = torch.addmm(keys.square().sum(dim=1), queries, keys.T, beta=-1.0, alpha=2.0).div_(self.temperature)

@@ -111,7 +111,7 @@ class KLCycleForecaster(nn.Module):
         if self.cycle_len * self.cycle.shape[1] < FFT_FROM:
             return self._stretches(0, self.seq_len) @ self.linear.weight.T
         folded = self.linear.weight.new_zeros(self.pred_len, self.cycle_len).index_add(
-            1, torch.arange(self.seq_len) % self.cycle_len, self.linear.weight
+            1, torch.arange(self.seq_len, device=self.cycle.device) % self.cycle_len, self.linear.weight
         )
         spectrum = torch.fft.rfft(self.cycle, dim=0).T  # [C, frequencies]
         kernel = torch.fft.rfft(folded, dim=1).conj()  # [pred_len, frequencies]
@@ -159,7 +159,8 @@ class KLCycleForecaster(nn.Module):
         normalised, mean, std = normalise(inputs.transpose(1, 2))
         rows = normalised.transpose(1, 2).reshape(-1, self.seq_len)  # one row per window and series
         future_rows = ((futures.transpose(1, 2) - mean) / std).transpose(1, 2).reshape(-1, self.pred_len)
-        self.memory.build(rows, future_rows, train.positions[starts].repeat_interleave(inputs.shape[1]))
+        positions = train.positions[starts].repeat_interleave(inputs.shape[1])
+        self.memory.build(*(t.to(self.cycle.device) for t in (rows, future_rows, positions)))
 
     @torch.no_grad()
     def calibrate_memory(self, train: WindowSet, val: WindowSet, n_outputs: int, batch_size: int) -> dict | None:
@@ -204,9 +205,10 @@ class KLCycleForecaster(nn.Module):
 
     def _correction_sums(self, windows: WindowSet, index: torch.Tensor, n_outputs: int, batch_size: int):
         """Per-step sums over ``windows[index]`` and output series of ``e^2``, ``s e`` and ``s^2``."""
-        sums = {name: torch.zeros(self.pred_len, dtype=torch.float64) for name in _SUMS}
+        device = self.cycle.device
+        sums = {name: torch.zeros(self.pred_len, dtype=torch.float64, device=device) for name in _SUMS}
         for start in range(0, len(index), batch_size):
-            inputs, targets, positions = windows.batch(index[start : start + batch_size])
+            inputs, targets, positions = (t.to(device) for t in windows.batch(index[start : start + batch_size]))
             normalised, forecast, mean, std = self._base(inputs, positions)
             correction = ((self.recall(normalised, positions) - forecast) * std)[..., -n_outputs:].double()
             error = (targets[:, -self.pred_len :] - denormalise(forecast, mean, std)[..., -n_outputs:]).double()

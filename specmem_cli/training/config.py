@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from specmem_cli.data.registry import protocol_for
@@ -24,6 +25,7 @@ from specmem_cli.errors import ConfigError
 MEMORY_AT_EVAL = ("reset", "frozen")
 LR_SCHEDULES = ("type1", "type3", "constant")
 LOSSES = ("mse", "huber")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 class _Loader(yaml.SafeLoader):
@@ -85,6 +87,9 @@ class TrainConfig:
     max_steps: int | None = None
     memory_at_eval: str = "reset"
     threads: int | None = None
+    # where the runs train: ``cpu`` (deterministic, and the fastest for the small models) or an
+    # accelerator (``cuda``, ``cuda:1``, ``mps``) for the large ones; checkpoints are saved for the CPU
+    device: str = "cpu"
     # glibc keeps freed memory for reuse: ~2x faster steps on the paper model; the process keeps its peak heap.
     reuse_freed_memory: bool = True
 
@@ -191,6 +196,10 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
         "train.threads must be a positive integer",
     )
     need(isinstance(train.reuse_freed_memory, bool), "train.reuse_freed_memory must be true or false")
+    need(
+        isinstance(train.device, str) and _device_type(train.device) in DEVICE_TYPES,
+        f"train.device must be one of {', '.join(DEVICE_TYPES)} (a GPU may carry an index: cuda:1)",
+    )
     need(isinstance(config.model.get("name"), str), "model.name must be a string")
 
 
@@ -207,6 +216,13 @@ def with_protocol(config: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(
         config, data=dataclasses.replace(data, seq_len=seq_len, label_len=label_len, pred_lens=pred_lens)
     )
+
+
+def _device_type(name: str) -> str | None:
+    try:
+        return torch.device(name).type
+    except (RuntimeError, ValueError):
+        return None
 
 
 def _is_int(value: Any) -> bool:

@@ -33,7 +33,7 @@ from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from specmem_cli.training.config import ExperimentConfig, config_from_dict, with_protocol
-from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything
+from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything, training_device
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> Experiment
 
 def _fingerprint(config: ExperimentConfig) -> str:
     """Identity of a run's settings, less those that never change its numbers' meaning (thread count,
-    allocator), so a sweep can resume with other parallelism."""
+    allocator, device: they change rounding only), so a sweep can resume with other parallelism or hardware."""
     raw = config.to_dict()
-    for key in ("threads", "reuse_freed_memory"):
+    for key in ("threads", "reuse_freed_memory", "device"):
         raw["train"].pop(key, None)
     text = json.dumps(raw, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -145,6 +145,8 @@ def run_sweep(
         raise SpecmemError(f"unknown backend '{backend}'; use one of: {', '.join(parallel.BACKENDS)}")
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecmemError(f"{out_dir} is a file, not a directory; give --out a directory path")
+    if backend != "dask":  # a cluster's workers may hold the GPU that this machine lacks
+        training_device(config.train.device)
     reporter = reporter or SweepReporter()
     config, table = plan_sweep(config, table)
     grid = [(p, s) for p in config.data.pred_lens for s in config.seeds]
@@ -265,10 +267,10 @@ LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: sa
 
 def _announce(model: nn.Module, config: ExperimentConfig, data: PreparedData) -> None:
     size = sum(p.numel() for p in model.parameters())
-    if size > LARGE_MODEL:
+    if size > LARGE_MODEL and config.train.device == "cpu":
         log.info(
             "note: %s has %s parameters: on a CPU each training step takes seconds and an epoch of %s "
-            "windows can take an hour (the step bar shows the pace)",
+            "windows can take an hour (the step bar shows the pace; --device cuda trains on a GPU)",
             config.model_name,
             f"{size:,}",
             f"{len(data.train):,}",
@@ -357,7 +359,7 @@ def _checkpoint_payload(
             "n_channels": data.n_inputs,
             **params,
         },
-        "state_dict": model.state_dict(),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "config": config.to_dict(),
         "data_path": str(source.resolve()) if source is not None else None,
         "scaler_mean": torch.from_numpy(data.scaler.mean_),
