@@ -32,9 +32,9 @@ from pathlib import Path
 
 from readme_block import rewrite_block
 
-from specmem_cli.render import summarise
 from specmem_cli.training.config import apply_overrides, load_config, with_model, with_protocol
 from specmem_cli.training.runs import RunRecord, load_run, run_sweep
+from specmem_cli.training.summary import summarise
 from specmem_cli.training.trainer import evaluate_windows, prepare_memory_for_eval
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

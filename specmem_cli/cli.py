@@ -19,21 +19,60 @@ from typer.core import TyperGroup
 from specmem_cli import __version__
 from specmem_cli.errors import SpecmemError
 
-MULTI_VALUE_OPTIONS = ("--pred-len", "--seeds", "--set", "--model", "--data", "--columns", "--value-col")
+
+def _is_number(token: str) -> bool:
+    try:
+        int(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_setting(token: str) -> bool:
+    return "=" in token
+
+
+def _any_value(token: str) -> bool:
+    return True
+
+
+# Each subcommand's list options, with a test of whether a token can be one of its values.
+LIST_OPTIONS = {
+    "train": {
+        "--pred-len": _is_number,
+        "--seeds": _is_number,
+        "--set": _is_setting,
+        "--model": _any_value,
+        "--data": _any_value,
+        "--columns": _any_value,
+        "--value-col": _any_value,
+    },
+    "import-published": {"--set": _is_setting},
+}
 
 
 class MultiValueGroup(TyperGroup):
-    """Lets ``--seeds 2019 2020 2021`` mean ``--seeds 2019 --seeds 2020 --seeds 2021`` (click has no nargs=*)."""
+    """Lets ``--seeds 2019 2020 2021`` mean ``--seeds 2019 --seeds 2020 --seeds 2021`` (click has no nargs=*).
+
+    Only the list options of the subcommand being run (:data:`LIST_OPTIONS`) are expanded, and a
+    token that cannot be a value of the option (not ``key=value`` after ``--set``, not an integer
+    after ``--seeds``) ends the list, so ``import-published --set model.strategy=kernel ckpt.pth``
+    still finds its positional argument.
+    """
 
     def parse_args(self, ctx, args):
+        accepts = LIST_OPTIONS.get(args[0], {}) if args else {}
         expanded, current = [], None
         for token in args:
-            if token.startswith("-"):
-                current = token if token in MULTI_VALUE_OPTIONS else None
+            if token.startswith("-") and not _is_number(token):
+                current = token if token in accepts else None
                 expanded.append(token)
-            elif current is not None and expanded[-1] != current:
-                expanded += [current, token]
+            elif current is not None and accepts[current](token):
+                if expanded[-1] != current:
+                    expanded.append(current)
+                expanded.append(token)
             else:
+                current = None
                 expanded.append(token)
         return super().parse_args(ctx, expanded)
 
@@ -232,7 +271,7 @@ def train(
 
     With no arguments, runs the built-in demo (synthetic data, small model) end to end.
     """
-    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table, summarise
+    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table
     from specmem_cli.training.config import (
         DATA_DEFAULT_PRESET,
         DEFAULT_PRESET,
@@ -241,6 +280,7 @@ def train(
         with_model,
     )
     from specmem_cli.training.runs import dataset_label, plan_sweep, run_sweep
+    from specmem_cli.training.summary import summary_by_data_set
 
     preset = config or (DATA_DEFAULT_PRESET if data else DEFAULT_PRESET)
     base = load_config(preset)
@@ -307,13 +347,8 @@ def train(
         stderr.print(comparison_table({model: records for (model, _), records in records_by_run.items()}))
     stderr.print(f"runs in {out_dir}", highlight=False, markup=False)
     if as_json:
-        if len(datasets) > 1:
-            summary = {d: {m: summarise(r) for (m, dd), r in records_by_run.items() if dd == d} for d in datasets}
-        elif len(models_run) > 1:
-            summary = {model: summarise(records) for (model, _), records in records_by_run.items()}
-        else:
-            summary = summarise(next(iter(records_by_run.values())))
-        _emit_json({"runs": [r.to_dict() for records in records_by_run.values() for r in records], "summary": summary})
+        every = [record for records in records_by_run.values() for record in records]
+        _emit_json({"runs": [r.to_dict() for r in every], "summary": summary_by_data_set(every)})
 
 
 @app.command()
@@ -332,9 +367,10 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON on stdout.")] = False,
 ) -> None:
     """Recompute metrics from checkpoints alone; prints the same table as `train`."""
-    from specmem_cli.render import results_table, sanity_table, stderr, summarise
+    from specmem_cli.render import results_table, sanity_table, stderr
     from specmem_cli.training.runs import evaluate_run, find_runs
     from specmem_cli.training.sanity import sanity_checks
+    from specmem_cli.training.summary import summary_by_data_set
 
     if split not in ("test", "val"):
         raise SpecmemError(f"unknown split '{split}'; use test or val")
@@ -350,7 +386,7 @@ def evaluate(
         _emit_json(
             {
                 "runs": [r.to_dict() for r in records],
-                "summary": summarise(records),
+                "summary": summary_by_data_set(records),
                 **({"sanity": checks} if sanity else {}),
             }
         )

@@ -7,8 +7,6 @@ stdout is reserved for machine-readable output (``--json``), so piping a command
 from __future__ import annotations
 
 import logging
-import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -17,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from specmem_cli.training.runs import RunRecord, SweepReporter
+from specmem_cli.training.summary import summarise
 
 stderr = Console(stderr=True)
 if not stderr.is_terminal:
@@ -40,41 +39,6 @@ def show_notes() -> None:
 
 def error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def summarise(records: Sequence[RunRecord]) -> dict:
-    """Per-horizon and overall mean/std of MSE and MAE over seeds, for ``--json`` and the table."""
-    by_horizon: dict[int, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        by_horizon[record.pred_len].append(record)
-    horizons = {}
-    for pred_len in sorted(by_horizon):
-        runs = by_horizon[pred_len]
-        mse, mse_std = mean_std([r.mse for r in runs])
-        mae, mae_std = mean_std([r.mae for r in runs])
-        horizons[pred_len] = {"mse": mse, "mse_std": mse_std, "mae": mae, "mae_std": mae_std, "seeds": len(runs)}
-    seeds = sorted({r.seed for r in records})
-    per_seed = {
-        s: {metric: statistics.fmean(getattr(r, metric) for r in records if r.seed == s) for metric in ("mse", "mae")}
-        for s in seeds
-    }
-    avg_mse, avg_mse_std = mean_std([v["mse"] for v in per_seed.values()])
-    avg_mae, avg_mae_std = mean_std([v["mae"] for v in per_seed.values()])
-    return {
-        "horizons": horizons,
-        "average": {
-            "mse": avg_mse,
-            "mse_std": avg_mse_std,
-            "mae": avg_mae,
-            "mae_std": avg_mae_std,
-            "per_seed": per_seed,
-        },
-    }
 
 
 def results_table(records: Sequence[RunRecord], title: str) -> Table:
