@@ -55,8 +55,12 @@ def test_windows_are_views_matching_manual_slices():
 
 def test_batches_cover_every_window_once_without_dropping():
     data = prepare(synthetic_table(), seq_len=48, label_len=24, pred_len=12)
-    sizes = [x.shape[0] for x, *_ in data.val.batches(32, shuffle=True, generator=torch.Generator().manual_seed(0))]
-    assert sum(sizes) == len(data.val) and sizes[-1] <= 32
+    batches = list(data.val.batches(32, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    sizes = [inputs.shape[0] for inputs, *_ in batches]
+    assert sizes == [32] * (len(data.val) // 32) + ([len(data.val) % 32] if len(data.val) % 32 else [])
+    seen = torch.cat([positions for *_, positions in batches])  # a window's start: one per window
+    assert not torch.equal(seen, data.val.positions)  # shuffled
+    assert torch.equal(seen.sort().values, data.val.positions.sort().values)  # yet every window exactly once
 
 
 def test_ratio_split_for_other_csvs():

@@ -197,7 +197,7 @@ def test_a_day_long_cycle_follows_the_data_clock(tmp_path):
             run_sweep(config_from_dict(bad), tmp_path / value)
 
 
-def test_type3_schedule_and_bad_settings():
+def test_type3_schedule_and_bad_settings(tmp_path):
     assert [learning_rate(1.0, epoch, "type3") for epoch in range(6)] == pytest.approx([1, 1, 1, 1, 0.9, 0.81])
     raw = klcycle_config().to_dict()
     for section, key, value, message in [
@@ -207,7 +207,10 @@ def test_type3_schedule_and_bad_settings():
         bad = {**raw, section: {**raw[section], key: value}}
         with pytest.raises(ConfigError, match=message):
             config_from_dict(bad)
-    result = runner.invoke(app, ["train", "--config", "etth1", "--data", str(ETTH1), "--set", "model.memory=tokens"])
+    out = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["train", "--config", "etth1", "--data", str(ETTH1), "--out", str(out), "--set", "model.memory=tokens"]
+    )
     assert result.exit_code == 1 and "memory must be 'analog' or 'off'" in result.stderr
     assert "Traceback" not in result.output
 

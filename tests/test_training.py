@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from specmem_cli.cli import app
-from specmem_cli.errors import CheckpointError, ConfigError
+from specmem_cli.errors import CheckpointError, ConfigError, SpecmemError
 from specmem_cli.training.checkpoint import load_checkpoint
 from specmem_cli.training.config import apply_overrides, load_config
-from specmem_cli.training.runs import evaluate_run, load_data, run_sweep
+from specmem_cli.training.runs import evaluate_run, load_data, load_run, run_sweep
 from specmem_cli.training.sanity import sanity_checks
 from specmem_cli.training.trainer import Reporter, fit, learning_rate
 from tests.conftest import ETTH1, REFERENCE, tiny_config
@@ -35,21 +34,28 @@ class Recorder(Reporter):
         self.epochs.append((epoch, val_mse, lr, improved))
 
 
-def test_early_stopping_on_validation_restores_best_weights():
+def test_early_stopping_on_validation_restores_best_weights(monkeypatch):
+    """Validation scores scripted per epoch: best at epoch 1, then two without improvement (patience 2)."""
+    from specmem_cli.models import build_model
+    from specmem_cli.training import trainer
+
     config = tiny_config(train={"epochs": 8, "patience": 2, "max_steps": None, "lr": 0.05})
     data = load_data(config, 12)
-    from specmem_cli.models import build_model
-
     model = build_model("klmemory", 48, 12, data.n_inputs, config.model_params)
+    scripted, states = iter([1.0, 0.8, 0.9, 0.85, 0.1]), []
+
+    def scripted_validation(model, windows, batch_size, n_outputs, transform=None):
+        states.append({key: value.clone() for key, value in model.state_dict().items()})
+        return trainer.Metrics(next(scripted), 0.0)
+
+    monkeypatch.setattr(trainer, "evaluate_windows", scripted_validation)
     recorder = Recorder()
     result = fit(model, data, config.train, seed=1, reporter=recorder)
-    vals = [v for _, v, _, _ in recorder.epochs]
-    assert result.best_val_mse == min(vals) and result.best_epoch == vals.index(min(vals))
-    if result.epochs_run < 8:  # stopped early: exactly `patience` epochs without improvement
-        assert result.epochs_run - 1 - result.best_epoch == 2
-    from specmem_cli.training.trainer import evaluate_windows
-
-    assert evaluate_windows(model, data.val, 32, data.n_outputs).mse == pytest.approx(result.best_val_mse, rel=1e-6)
+    assert [improved for *_, improved in recorder.epochs] == [True, True, False, False]
+    assert (result.epochs_run, result.best_epoch, result.best_val_mse) == (4, 1, 0.8)
+    final = model.state_dict()
+    assert all(torch.equal(final[key], states[1][key]) for key in final)
+    assert not all(torch.equal(final[key], states[3][key]) for key in final)
 
 
 def test_same_seed_same_metrics_and_resume(tmp_path):
@@ -71,7 +77,7 @@ def test_same_seed_same_metrics_and_resume(tmp_path):
 
 def test_changed_settings_do_not_reuse_old_runs(tmp_path):
     run_sweep(tiny_config(), tmp_path)
-    with pytest.raises(Exception, match="different settings"):
+    with pytest.raises(SpecmemError, match="different settings"):
         run_sweep(tiny_config(train={"lr": 0.002}), tmp_path)
 
 
@@ -176,7 +182,7 @@ def test_cli_train_multi_value_options_and_json(tmp_path):
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert sorted((r["pred_len"], r["seed"]) for r in document["runs"]) == [(6, 1), (6, 2), (12, 1), (12, 2)]
-    assert set(document["summary"]["horizons"]) == {"6", "12"} or set(document["summary"]["horizons"]) == {6, 12}
+    assert set(document["summary"]["synthetic"]["klmemory"]["horizons"]) == {"6", "12"}
     evaluated = runner.invoke(app, ["evaluate", str(tmp_path / "o"), "--json"])
     assert evaluated.exit_code == 0
     assert json.loads(evaluated.stdout)["summary"] == document["summary"]
@@ -197,25 +203,17 @@ def test_import_published_weights(tmp_path):
         torch.load(REFERENCE / "klmemory_model_reference.pt", weights_only=True)["cases"]["empirical"]["state_dict"],
         weights,
     )
-    args = [
-        "import-published",
-        str(weights),
-        "--data",
-        str(ETTH1),
-        "--n-heads",
-        "4",
-        "--out",
-        str(tmp_path / "run"),
-        "--set",
-        "model.memory_depth=50",
-        "--json",
-    ]
+    # --set (a list option) before the positional weights: the list ends at the first token that is not key=value
+    args = ["import-published", "--set", "model.memory_depth=50", "train.memory_at_eval=reset", str(weights)]
+    args += ["--data", str(ETTH1), "--n-heads", "4", "--out", str(tmp_path / "run"), "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["pred_len"] == 24 and record["mse"] > 0
+    # the weights carry a written memory; the run's policy (reset, as published) empties it for every use
+    assert torch.load(weights, weights_only=True)["memory._history"].shape[0] > 0
+    assert not load_run(tmp_path / "run").model.memory.ready
     assert evaluate_run(tmp_path / "run").mse == record["mse"]
-    shutil.copy(weights, tmp_path / "again.pth")
     foreign = runner.invoke(app, ["evaluate", str(weights)])
     assert foreign.exit_code == 1 and "import-published" in foreign.stderr
 
@@ -258,3 +256,30 @@ def test_wide_data_is_scored_in_smaller_batches_with_the_same_metrics(monkeypatc
     assert trainer.evaluation_batch(256, windows) == 3
     sliced = trainer.evaluate_windows(model, windows, 256, 40)
     assert sliced.mse == pytest.approx(whole.mse, rel=1e-6) and sliced.mae == pytest.approx(whole.mae, rel=1e-6)
+
+
+def test_every_list_option_is_expanded_and_only_those():
+    """``--seeds 1 2`` works for each option declared as a list, and LIST_OPTIONS names no other option."""
+    import typer
+
+    from specmem_cli.cli import LIST_OPTIONS
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        declared = {opt for param in command.params if getattr(param, "multiple", False) for opt in param.opts}
+        assert declared == set(LIST_OPTIONS.get(name, {})), name
+
+
+def test_model_names_and_parameters_are_checked_when_the_config_is_read(tmp_path):
+    """Before any data is read: the file below does not exist, and the model error is what is reported."""
+    missing = str(tmp_path / "absent.csv")
+    with pytest.raises(ConfigError, match="its parameters: d_model, n_heads"):
+        tiny_config(model={"d_modle": 3})
+    with pytest.raises(ConfigError, match=r"model\.d_model: 'x' is not a whole number"):
+        tiny_config(model={"d_model": "x"})
+    for args, message in (
+        (["--model", "klcycel"], "unknown model 'klcycel'; did you mean 'klcycle'?"),
+        (["--set", "model.cycle_lne=24", "--model", "klcycle"], "did you mean 'model.cycle_len'?"),
+    ):
+        result = runner.invoke(app, ["train", "--data", missing, "--out", str(tmp_path / "o"), "-q", *args])
+        assert result.exit_code == 1 and message in result.stderr and "file not found" not in result.stderr

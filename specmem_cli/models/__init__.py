@@ -116,30 +116,35 @@ def resolve_step_parameters(
 
 def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params: dict[str, object]) -> nn.Module:
     """Instantiate a registered model; an unknown hyper-parameter is a one-line config error."""
-    known = hyper_parameters(name)
-    for key in params:
-        if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f"did you mean 'model.{close[0]}'? " if close else ""
-            raise ConfigError(f"model '{name}' has no parameter '{key}'; {hint}see `specmem train --help`")
-    _check_types(name, params, known)
+    check_parameters(name, params, resolved=True)
     try:
         return model_class(name)(seq_len, pred_len, n_channels, **params)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model '{name}': {exc}") from None
 
 
-def _check_types(name: str, params: dict[str, object], defaults: dict[str, object]) -> None:
-    """A value of the wrong kind (``model.temperature=hot``) is named as such, not left to fail inside the model."""
+def check_parameters(name: str, params: dict[str, object], resolved: bool = False) -> None:
+    """An unknown model, an unknown parameter (listing the valid ones) or a value of the wrong kind
+    (``model.temperature=hot``) as a one-line config error, when the config is read rather than after
+    the data has loaded. Until ``resolved`` (the data's clock known), a whole number may be a duration."""
+    known = hyper_parameters(name)
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean 'model.{close[0]}'? " if close else ""
+            raise ConfigError(f"model '{name}' has no parameter '{key}'; {hint}its parameters: {', '.join(known)}")
     steps = getattr(model_class(name), "step_parameters", ())
     for key, value in params.items():
-        default = defaults[key]
-        if key in steps and isinstance(value, str):
+        default = known[key]
+        if isinstance(value, str) and (key in steps or (not resolved and _whole_number(default))):
+            if not resolved and not (value == "auto" and key in steps) and not _duration(value):
+                expected = "a whole number, 'auto' or a duration" if key in steps else "a whole number or a duration"
+                raise ConfigError(f"model.{key}: '{value}' is not {expected} such as 1D or 24h")
             continue  # a duration or 'auto', turned into steps by resolve_step_parameters
         if isinstance(default, bool):
             expected, ok = "true or false", isinstance(value, bool)
-        elif isinstance(default, int) or key in steps:
-            expected, ok = "a whole number", isinstance(value, int) and not isinstance(value, bool)
+        elif _whole_number(default) or key in steps:
+            expected, ok = "a whole number", _whole_number(value)
         elif isinstance(default, float):
             expected, ok = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
         elif isinstance(default, str):
@@ -148,6 +153,18 @@ def _check_types(name: str, params: dict[str, object], defaults: dict[str, objec
             continue
         if not ok:
             raise ConfigError(f"model.{key} must be {expected} (got {value!r}); fix it in the config or --set")
+
+
+def _duration(text: str) -> bool:
+    try:
+        pd.Timedelta(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def forecast(model: nn.Module, inputs: torch.Tensor, positions: torch.Tensor | None = None, **options) -> torch.Tensor:

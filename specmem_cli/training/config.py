@@ -21,6 +21,7 @@ import yaml
 from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.table import Reading
 from specmem_cli.errors import ConfigError
+from specmem_cli.models import check_parameters
 
 MEMORY_AT_EVAL = ("reset", "frozen")
 LR_SCHEDULES = ("type1", "type3", "constant")
@@ -141,6 +142,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentC
     kwargs["datasets"] = raw.get("datasets") or {}
     config = ExperimentConfig(**kwargs)
     _check_values(config, source)
+    check_parameters(config.model_name, config.model_params)
     return config
 
 

@@ -33,7 +33,14 @@ from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from specmem_cli.training.config import ExperimentConfig, config_from_dict, with_protocol
-from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything, training_device
+from specmem_cli.training.trainer import (
+    Reporter,
+    evaluate_windows,
+    fit,
+    prepare_memory_for_eval,
+    seed_everything,
+    training_device,
+)
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,8 @@ def _announce(model: nn.Module, config: ExperimentConfig, data: PreparedData) ->
 
 def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, run_dir: Path) -> RunRecord:
     """Turn weights trained with the published TSL code into a finished specmem run (tested once)."""
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: no such file; give the checkpoint.pth that TSL saved")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a tensor archive
@@ -323,6 +332,7 @@ def _finish_run(
     """Checkpoint (with the model's resolved ``params``), score the test split once, write the metrics."""
     if not (run_dir / "config.yaml").is_file():
         raise SpecmemError(f"{run_dir} was deleted while its run trained; nothing was saved for it, rerun to train it")
+    prepare_memory_for_eval(model, config.train.memory_at_eval)  # what the run is scored and saved with
     save_checkpoint(run_dir / "checkpoint.pt", _checkpoint_payload(model, config, params, data))
     test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
     record = RunRecord(
@@ -420,6 +430,7 @@ def load_run(path: str | Path) -> LoadedRun:
             f"{path}: weights do not fit model '{checkpoint['model_name']}'; the file is damaged"
         ) from None
     model.eval()
+    prepare_memory_for_eval(model, checkpoint["memory_at_eval"])  # every use of a run scores it under its policy
     scaler = StandardScaler.from_state(checkpoint["scaler_mean"].numpy(), checkpoint["scaler_scale"].numpy())
     checkpoint_path = Path(path) / "checkpoint.pt" if Path(path).is_dir() else Path(path)
     return LoadedRun(model, config_from_dict(checkpoint["config"]), checkpoint, scaler, checkpoint_path)
