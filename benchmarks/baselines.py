@@ -17,8 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
-from specmem_cli.training.config import ExperimentConfig, apply_overrides, with_model
-from specmem_cli.training.runs import run_sweep
+from specmem_cli.config import ExperimentConfig, apply_overrides, with_model
+from specmem_cli.training.sweep import run_sweep
 
 SHARED_ETTH1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ETT-small" / "ETTh1.csv"
 # Time-Series-Library on a 2-core CPU, ETTh1, look-back 96, horizon 96 (MSE, MAE, seconds per run).

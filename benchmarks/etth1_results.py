@@ -28,9 +28,9 @@ from pathlib import Path
 
 from readme_block import rewrite_block
 
-from specmem_cli.training.config import ExperimentConfig, apply_overrides, load_config, with_model
-from specmem_cli.training.runs import run_sweep
+from specmem_cli.config import ExperimentConfig, apply_overrides, load_config, with_model
 from specmem_cli.training.summary import summarise
+from specmem_cli.training.sweep import run_sweep
 
 SHARED_ETTH1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ETT-small" / "ETTh1.csv"
 START, END = "<!-- etth1-results:start -->", "<!-- etth1-results:end -->"

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from readme_block import rewrite_block
 
-from specmem_cli.training.config import apply_overrides, load_config
-from specmem_cli.training.runs import run_sweep
+from specmem_cli.config import apply_overrides, load_config
+from specmem_cli.training.sweep import run_sweep
 
 SHARED_ETTH1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ETT-small" / "ETTh1.csv"
 START, END = "<!-- paper-sweep:start -->", "<!-- paper-sweep:end -->"

@@ -32,10 +32,13 @@ from pathlib import Path
 
 from readme_block import rewrite_block
 
-from specmem_cli.training.config import apply_overrides, load_config, with_model, with_protocol
-from specmem_cli.training.runs import RunRecord, load_run, run_sweep
+from specmem_cli.checkpoint import load_run
+from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
+from specmem_cli.memory import prepare_for_evaluation
+from specmem_cli.training.run import RunRecord
 from specmem_cli.training.summary import summarise
-from specmem_cli.training.trainer import evaluate_windows, prepare_memory_for_eval
+from specmem_cli.training.sweep import run_sweep
+from specmem_cli.training.trainer import evaluate_windows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = {
@@ -74,7 +77,7 @@ def memory_off_records(records: list[RunRecord]) -> list[RunRecord]:
     for record in records:
         run = load_run(record.run_dir)
         data = run.data()
-        prepare_memory_for_eval(run.model, "reset")
+        prepare_for_evaluation(run.model, "reset")
         metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
         scored.append(dataclasses.replace(record, mse=metrics.mse, mae=metrics.mae, seconds=0.0))
     return scored

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from specmem_cli.training.config import apply_overrides, load_config
-from specmem_cli.training.runs import run_sweep
+from specmem_cli.config import apply_overrides, load_config
+from specmem_cli.training.sweep import run_sweep
 
 
 def main() -> None:

@@ -25,10 +25,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from specmem_cli.config import apply_overrides, load_config, load_data
 from specmem_cli.models import build_model, forecast, resolve_step_parameters
 from specmem_cli.training.allocator import reuse_freed_memory
-from specmem_cli.training.config import apply_overrides, load_config
-from specmem_cli.training.runs import load_data
 from specmem_cli.training.trainer import training_loss
 
 HOURLY = pd.Timedelta(hours=1)  # every config here is timed on ETTh1's clock

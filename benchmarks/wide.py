@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from specmem_cli.training.checkpoint import load_checkpoint
+from specmem_cli.checkpoint import load_checkpoint
 
 # the specmem CLI in a child process that reports its own peak resident memory when it exits
 CHILD = (
@@ -77,7 +77,7 @@ def main() -> None:
         (run,) = json.loads(done.stdout)["runs"]
         metrics = json.loads((Path(run["run_dir"]) / "metrics.json").read_text())
         memory = metrics["fit"]["memory"]
-        cycle = load_checkpoint(Path(run["run_dir"]) / "checkpoint.pt")["model_params"]["cycle_len"]
+        cycle = load_checkpoint(Path(run["run_dir"]) / "checkpoint.pt").model_params["cycle_len"]
         print(
             f"{name}: {rows:,} x {series} | wall {wall / 60:.1f} min | peak RSS {peak_gb:.2f} GB | "
             f"cycle {cycle} steps | memory {'kept' if memory['memory_used'] else 'dropped'} "

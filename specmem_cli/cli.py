@@ -154,10 +154,10 @@ def download(
     as_json: Annotated[bool, typer.Option("--json", help="Print {name, path, downloaded} as JSON on stdout.")] = False,
 ) -> None:
     """Fetch a data set, verify its checksum, and cache it; a verified copy is never fetched twice."""
+    from specmem_cli.config import read_yaml
     from specmem_cli.data.registry import data_dir, lookup, registry
     from specmem_cli.data.registry import download as fetch
     from specmem_cli.render import ByteProgress, stderr
-    from specmem_cli.training.config import read_yaml
 
     extra = read_yaml(config).get("datasets", {}) if config else {}
     spec = lookup(name, registry(extra))
@@ -271,16 +271,17 @@ def train(
 
     With no arguments, runs the built-in demo (synthetic data, small model) end to end.
     """
-    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table
-    from specmem_cli.training.config import (
+    from specmem_cli.config import (
         DATA_DEFAULT_PRESET,
         DEFAULT_PRESET,
         apply_overrides,
         load_config,
         with_model,
     )
-    from specmem_cli.training.runs import dataset_label, plan_sweep, run_sweep
+    from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table
+    from specmem_cli.training.run import dataset_label
     from specmem_cli.training.summary import summary_by_data_set
+    from specmem_cli.training.sweep import plan_sweep, run_sweep
 
     preset = config or (DATA_DEFAULT_PRESET if data else DEFAULT_PRESET)
     base = load_config(preset)
@@ -367,8 +368,9 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON on stdout.")] = False,
 ) -> None:
     """Recompute metrics from checkpoints alone; prints the same table as `train`."""
+    from specmem_cli.checkpoint import find_runs
     from specmem_cli.render import results_table, sanity_table, stderr
-    from specmem_cli.training.runs import evaluate_run, find_runs
+    from specmem_cli.training.run import evaluate_run
     from specmem_cli.training.sanity import sanity_checks
     from specmem_cli.training.summary import summary_by_data_set
 
@@ -410,9 +412,9 @@ def import_published(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON on stdout.")] = False,
 ) -> None:
     """Convert published TSL weights into a specmem run (checkpoint + test metrics) that evaluate and forecast accept."""
+    from specmem_cli.config import ExperimentConfig, apply_overrides
     from specmem_cli.render import results_table, stderr
-    from specmem_cli.training.config import ExperimentConfig, apply_overrides
-    from specmem_cli.training.runs import import_published_run
+    from specmem_cli.training.run import import_published_run
 
     config = apply_overrides(ExperimentConfig(), [f"data.name={json.dumps(data)}", *(overrides or [])])
     record = import_published_run(weights, config, n_heads, out)

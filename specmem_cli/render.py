@@ -14,8 +14,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from specmem_cli.training.runs import RunRecord, SweepReporter
+from specmem_cli.training.run import RunRecord
 from specmem_cli.training.summary import summarise
+from specmem_cli.training.sweep import SweepReporter
 
 stderr = Console(stderr=True)
 if not stderr.is_terminal:
@@ -235,7 +236,7 @@ def sanity_table(results: dict[str, dict[str, float] | None], title: str) -> Tab
     normal = results["normal"]["mse"]
     for name, metrics in results.items():
         if metrics is None:
-            table.add_row(name, "n/a", "n/a", "model has no memory")
+            table.add_row(name, "n/a", "n/a", "nothing to test: no memory, or one reading cannot change")
         else:
             table.add_row(name, f"{metrics['mse']:.4f}", f"{metrics['mae']:.4f}", f"{metrics['mse'] / normal:.3f}x")
     return table

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from specmem_cli.training.config import config_from_dict
+from specmem_cli.config import config_from_dict
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ETTH1 = SHARED / "data" / "ETT-small" / "ETTh1.csv"

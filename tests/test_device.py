@@ -9,12 +9,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from specmem_cli.checkpoint import load_checkpoint
 from specmem_cli.cli import app
+from specmem_cli.config import apply_overrides, model_preset
 from specmem_cli.errors import ConfigError
 from specmem_cli.models import MODELS, hyper_parameters
-from specmem_cli.training.checkpoint import load_checkpoint
-from specmem_cli.training.config import apply_overrides, model_preset
-from specmem_cli.training.runs import evaluate_run, run_sweep
+from specmem_cli.training.run import evaluate_run
+from specmem_cli.training.sweep import run_sweep
 from tests.conftest import tiny_config
 from tests.test_models import SMALL
 
@@ -61,7 +62,7 @@ def small_run_config(name: str, device: str):
 def test_every_model_trains_on_the_gpu_and_scores_the_same_on_the_cpu(name, tmp_path):
     record = run_sweep(small_run_config(name, "cuda"), tmp_path)[0]
     checkpoint = load_checkpoint(record.run_dir)
-    assert all(tensor.device.type == "cpu" for tensor in checkpoint["state_dict"].values())
+    assert all(tensor.device.type == "cpu" for tensor in checkpoint.state_dict.values())
     on_cpu = evaluate_run(record.run_dir)
     assert on_cpu.mse == pytest.approx(record.mse, rel=2e-3)
     assert on_cpu.mae == pytest.approx(record.mae, rel=2e-3)

@@ -11,10 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from specmem_cli.checkpoint import load_run
 from specmem_cli.cli import app
 from specmem_cli.inference.forecast import forecast
 from specmem_cli.memory import explained_variance
-from specmem_cli.training.runs import load_run, run_sweep
+from specmem_cli.training.sweep import run_sweep
 from specmem_cli.training.trainer import predict_windows
 from tests.conftest import ETTH1, tiny_config
 

@@ -10,15 +10,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from specmem_cli.checkpoint import load_run
 from specmem_cli.cli import app
+from specmem_cli.config import config_from_dict, load_config
 from specmem_cli.errors import ConfigError
 from specmem_cli.inference.forecast import forecast
 from specmem_cli.memory import analog
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models.klcycle import KLCycleForecaster
-from specmem_cli.training.config import config_from_dict, load_config
-from specmem_cli.training.runs import evaluate_run, load_run, run_sweep
+from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sanity import sanity_checks
+from specmem_cli.training.sweep import run_sweep
 from specmem_cli.training.trainer import learning_rate, predict_windows
 from tests.conftest import ETTH1
 
@@ -122,7 +124,7 @@ def klcycle_run(tmp_path_factory):
 def test_klcycle_checkpoint_carries_the_memory_and_reproduces_its_metrics(klcycle_run):
     run = load_run(klcycle_run.run_dir)
     assert run.model.memory.ready and run.model.memory.n_entries > 10_000
-    assert run.checkpoint["time_axis"]["origin"].startswith("2016-07-01T00:00")
+    assert run.checkpoint.time_axis["origin"].startswith("2016-07-01T00:00")
     again = evaluate_run(klcycle_run.run_dir)
     assert (again.mse, again.mae) == pytest.approx((klcycle_run.mse, klcycle_run.mae), rel=1e-9)
 
@@ -130,7 +132,8 @@ def test_klcycle_checkpoint_carries_the_memory_and_reproduces_its_metrics(klcycl
 def test_the_memory_is_used_at_evaluation(klcycle_run):
     checks = sanity_checks(klcycle_run.run_dir)
     assert checks["memory zeroed"]["mse"] != pytest.approx(checks["normal"]["mse"], rel=1e-4)
-    assert checks["memory frozen"]["mse"] == pytest.approx(checks["normal"]["mse"], rel=1e-9)
+    # built from data, it cannot change while read: freezing it has nothing to test, and says so
+    assert checks["memory frozen"] is None and checks["memory reset per batch"] is None
 
 
 def test_forecast_matches_the_test_window_on_a_file_that_starts_later(klcycle_run, tmp_path):
@@ -189,7 +192,7 @@ def test_a_day_long_cycle_follows_the_data_clock(tmp_path):
     raw["data"].update({"name": str(half_hourly), "pred_lens": [24]})
     (record,) = run_sweep(config_from_dict(raw), tmp_path / "runs")
     run = load_run(record.run_dir)
-    assert run.checkpoint["model_params"]["cycle_len"] == 48 and run.model.cycle.shape == (48, 7)
+    assert run.checkpoint.model_params["cycle_len"] == 48 and run.model.cycle.shape == (48, 7)
     assert run.config.model["cycle_len"] == "1D"
     for value, message in [("45min", "1.5 steps"), ("often", "not a whole number, 'auto' or a duration")]:
         bad = {**raw, "model": {**raw["model"], "cycle_len": value}}

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
+from specmem_cli.config import model_preset
 from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters, resolve_step_parameters
-from specmem_cli.training.config import model_preset
 from specmem_cli.training.trainer import seed_everything
 
 SMALL = {

@@ -369,7 +369,7 @@ def test_forecast_nan_advice_names_flags_forecast_has(tmp_path):
 
 
 def test_a_full_disk_ends_in_one_line_and_leaves_no_partial_run(tmp_path, monkeypatch):
-    from specmem_cli.training import checkpoint
+    from specmem_cli import checkpoint
 
     command = [
         "train",
@@ -425,7 +425,7 @@ def test_unwritable_places_and_a_file_for_a_directory_are_one_line_errors(tmp_pa
 
 
 def test_a_run_directory_deleted_mid_run_is_named(tmp_path, monkeypatch):
-    from specmem_cli.training import runs
+    from specmem_cli.training import run as runs
 
     real_fit = runs.fit
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from specmem_cli.training.parallel import execute_job
-from specmem_cli.training.runs import run_sweep
+from specmem_cli.training.sweep import run_sweep
 from tests.conftest import tiny_config
 
 CONFIG = tiny_config(seeds=[1, 2], data={"pred_lens": [12, 24]}, train={"threads": 1, "max_steps": 6})

@@ -11,12 +11,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from specmem_cli.checkpoint import load_run
 from specmem_cli.cli import app
+from specmem_cli.config import config_from_dict, load_config, with_protocol
 from specmem_cli.data.registry import KNOWN_DATASETS, protocol_for
 from specmem_cli.data.seasonality import clock_periods, detect_cycle
-from specmem_cli.training.config import config_from_dict, load_config, with_protocol
-from specmem_cli.training.runs import load_run, run_sweep
-from specmem_cli.training.trainer import evaluate_windows, prepare_memory_for_eval
+from specmem_cli.memory import prepare_for_evaluation
+from specmem_cli.training.sweep import run_sweep
+from specmem_cli.training.trainer import evaluate_windows
 from tests.conftest import SHARED
 
 runner = CliRunner()
@@ -63,7 +65,7 @@ def test_a_local_file_with_a_known_name_gets_its_protocol(tmp_path):
     runs = json.loads(result.stdout)["runs"]
     assert [run["pred_len"] for run in runs] == [24, 36, 48, 60]
     run = load_run(runs[0]["run_dir"])
-    assert run.config.data.seq_len == 36 and run.checkpoint["model_params"]["cycle_len"] == 52
+    assert run.config.data.seq_len == 36 and run.checkpoint.model_params["cycle_len"] == 52
 
 
 def test_weather_verifies_with_either_line_ending_and_unhashed_sets_are_refused(tmp_path):
@@ -172,7 +174,7 @@ def test_the_memory_is_kept_where_analogs_predict_what_the_network_cannot(tmp_pa
     assert run.model.reads_memory and 0 < float(run.model.blend.max()) <= 1
     # the network trained before the memory existed: scored without it, it is the memory-off run's network
     (off,) = run_sweep(gated_config(tmp_path, series, memory="off"), tmp_path / "off")
-    prepare_memory_for_eval(run.model, "reset")
+    prepare_for_evaluation(run.model, "reset")
     data = run.data()
     alone = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
     assert (alone.mse, alone.mae) == (off.mse, off.mae) and off.mse > record.mse
@@ -196,7 +198,5 @@ def test_several_data_sets_and_models_in_one_call_with_each_models_own_recipe(tm
     recipes = {run["model"]: load_run(run["run_dir"]).config.train for run in document["runs"]}
     assert (recipes["klcycle"].lr, recipes["klcycle"].batch_size) == (0.01, 256)  # configs/default.yaml
     assert (recipes["dlinear"].lr, recipes["dlinear"].batch_size) == (1e-4, 32)  # DLinear's own: TSL defaults
-    cycles = {
-        Path(run["run_dir"]).name: load_run(run["run_dir"]).checkpoint["model_params"] for run in document["runs"]
-    }
+    cycles = {Path(run["run_dir"]).name: load_run(run["run_dir"]).checkpoint.model_params for run in document["runs"]}
     assert cycles["klcycle_alpha_sl24_pl12_seed1"]["cycle_len"] == 24

@@ -9,12 +9,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from specmem_cli.checkpoint import load_checkpoint, load_run
 from specmem_cli.cli import app
+from specmem_cli.config import apply_overrides, load_config, load_data
 from specmem_cli.errors import CheckpointError, ConfigError, SpecmemError
-from specmem_cli.training.checkpoint import load_checkpoint
-from specmem_cli.training.config import apply_overrides, load_config
-from specmem_cli.training.runs import evaluate_run, load_data, load_run, run_sweep
+from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sanity import sanity_checks
+from specmem_cli.training.sweep import run_sweep
 from specmem_cli.training.trainer import Reporter, fit, learning_rate
 from tests.conftest import ETTH1, REFERENCE, tiny_config
 
@@ -84,7 +85,7 @@ def test_changed_settings_do_not_reuse_old_runs(tmp_path):
 @pytest.mark.parametrize("policy", ["reset", "frozen"])
 def test_memory_policy_at_evaluation(tmp_path, policy):
     (record,) = run_sweep(tiny_config(train={"memory_at_eval": policy}), tmp_path)
-    state = load_checkpoint(record.run_dir)["state_dict"]
+    state = load_checkpoint(record.run_dir).state_dict
     if policy == "reset":
         assert int(state["memory.filled"]) == 0 and not bool(state["memory.is_frozen"])
     else:
@@ -121,11 +122,19 @@ def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
     torch.save({"weight": torch.zeros(2)}, tmp_path / "foreign.pt")
     document = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     torch.save({**document, "complete": False}, tmp_path / "unfinished.pt")
+    torch.save({**document, "format_version": 0}, tmp_path / "older.pt")
+    torch.save({**document, "format_version": 99}, tmp_path / "newer.pt")
+    torch.save({k: v for k, v in document.items() if k != "time_axis"}, tmp_path / "lacking.pt")
+    torch.save({**document, "columns": "a,b"}, tmp_path / "mistyped.pt")
     expected = {
         "truncated.pt": "corrupt",
         "garbage.pt": "corrupt",
         "foreign.pt": "not a specmem checkpoint",
         "unfinished.pt": "unfinished run",
+        "older.pt": "checkpoint format 0",
+        "newer.pt": "upgrade specmem",
+        "lacking.pt": "lacks time_axis",
+        "mistyped.pt": "columns hold the wrong kind",
     }
     for name, fragment in expected.items():
         with pytest.raises(CheckpointError, match=fragment):

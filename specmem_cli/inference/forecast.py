@@ -15,14 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from specmem_cli.checkpoint import LoadedRun, atomic_write, load_run
 from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
-from specmem_cli.memory.analog import AnalogMemory
+from specmem_cli.memory import memory_of
 from specmem_cli.models import forecast as run_model
-from specmem_cli.training.checkpoint import atomic_write
-from specmem_cli.training.runs import LoadedRun, load_run
 
 
 @dataclass
@@ -47,30 +46,15 @@ class ForecastResult:
 
 
 def memory_description(run: LoadedRun) -> str:
-    """What memory the forecasts use: off, reset (empty, zero tokens) or frozen from training."""
-    memory = getattr(run.model, "memory", None)
-    if memory is None:
-        return "off (model has no memory)"
-    if isinstance(memory, AnalogMemory):
-        if memory.ready:
-            return f"analog: {memory.n_entries} training window rows as K-L keys ({memory.key_modes} modes)"
-        if run.checkpoint.get("memory_at_eval") == "reset":
-            return "reset: empty, so the forecasts are the network's own"
-        return "dropped: reading it did not lower the validation error, so the forecasts are the network's own"
-    if bool(memory.is_frozen):
-        return f"frozen: tokens fixed from {memory.n_rows} history rows at the end of training"
-    return f"{run.checkpoint.get('memory_at_eval', 'reset')}: {memory.n_rows} history rows" + (
-        " (empty, so the memory tokens are zero, as in the published evaluation)" if not memory.ready else ""
-    )
+    """What memory the forecasts use: off, reset (empty), frozen from training, or built from data."""
+    memory = memory_of(run.model)
+    return "off (model has no memory)" if memory is None else memory.describe(run.checkpoint.memory_at_eval)
 
 
 def time_axis(run: LoadedRun, table: SeriesTable) -> TimeAxis:
-    """The training clock, so a learned cycle keeps its phase on any file (older checkpoints: this file's
-    clock); a file on another clock (daily rows for an hourly model) is an error, not a silent misreading."""
-    state = run.checkpoint.get("time_axis")
-    if not state:
-        return table.time_axis
-    trained = TimeAxis.from_state(state)
+    """The training clock, so a learned cycle keeps its phase on any file; a file on another clock (daily
+    rows for an hourly model) is an error, not a silent misreading."""
+    trained = TimeAxis.from_state(run.checkpoint.time_axis)
     if table.n_rows > 2:
         own = table.time_axis
         if (own.step, own.months, own.business_days) != (trained.step, trained.months, trained.business_days):
@@ -82,7 +66,7 @@ def time_axis(run: LoadedRun, table: SeriesTable) -> TimeAxis:
 
 
 def check_columns(table: SeriesTable, run: LoadedRun) -> None:
-    expected = run.checkpoint.get("table_columns") or run.checkpoint["columns"]
+    expected = run.checkpoint.table_columns
     missing = [c for c in expected if c not in table.columns]
     extra = [c for c in table.columns if c not in expected]
     if missing or extra:
@@ -111,8 +95,8 @@ def check_frequency(axis: TimeAxis, last: pd.Timestamp, freq: str | None) -> Non
 
 def reading_of(run: LoadedRun) -> Reading:
     """Read a forecast's input as the training file was read (same clock column, long-format id, series)."""
-    stored = dict(run.checkpoint.get("reading") or {})
-    stored["date_col"] = run.checkpoint.get("date_column") or stored.get("date_col")
+    stored = dict(run.checkpoint.reading)
+    stored["date_col"] = run.checkpoint.date_column or stored.get("date_col")
     stored["fill"] = None  # a forecast reports missing input rows rather than inventing them
     return Reading(**stored)
 
@@ -133,8 +117,8 @@ def forecast(
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
     seq_len, pred_len = run.config.data.seq_len, run.config.data.pred_lens[0]
-    columns = run.checkpoint["columns"]
-    outputs = run.checkpoint["output_columns"]
+    columns = run.checkpoint.columns
+    outputs = run.checkpoint.output_columns
     values = table.values[:, [table.columns.index(c) for c in columns]]
     axis = time_axis(run, table)
     check_frequency(axis, table.dates[-1], freq)
@@ -176,7 +160,7 @@ def forecast(
             error = prediction - known
             result.mse, result.mae = float((error**2).mean()), float(np.abs(error).mean())
         windows.append(result)
-    layout = run.checkpoint.get("layout")
+    layout = run.checkpoint.layout
     metadata = {
         "checkpoint": str(run.path),
         "input": str(input_csv),

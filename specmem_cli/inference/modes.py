@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from specmem_cli.checkpoint import atomic_write, load_run
 from specmem_cli.errors import SpecmemError
 from specmem_cli.memory import explained_variance
 from specmem_cli.memory.analog import AnalogMemory
-from specmem_cli.training.checkpoint import atomic_write
-from specmem_cli.training.runs import load_run
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 

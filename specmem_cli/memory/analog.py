@@ -21,16 +21,16 @@ Stored in the ``state_dict`` (a checkpoint carries the memory), and built from d
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional
 
 from specmem_cli.memory import kl
+from specmem_cli.memory.contract import ForecastMemory
 
 QUERY_BLOCK = 512  # queries scored together
 KEY_BLOCK = 65_536  # stored keys scored together: a read's temporaries are QUERY_BLOCK x KEY_BLOCK floats
 
 
-class AnalogMemory(nn.Module):
+class AnalogMemory(ForecastMemory):
     """Retrieval memory over K-L coefficients of (window, future) pairs.
 
     Args:
@@ -88,6 +88,27 @@ class AnalogMemory(nn.Module):
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ----------------------------------------------------------------- the memory contract
+    changes_while_read = False  # built once from the training windows, after training
+
+    def start_epoch(self) -> None:
+        """Nothing to do: the network trains without it, and it is built after training."""
+
+    def prepare_for_evaluation(self, policy: str) -> None:
+        """``reset`` empties it; ``frozen`` keeps it as built (reading never changes it)."""
+        if policy == "reset":
+            self.reset()
+
+    def resume_training(self) -> None:
+        """Nothing to undo: ``frozen`` changed nothing."""
+
+    def describe(self, policy: str) -> str:
+        if self.ready:
+            return f"analog: {self.n_entries} training window rows as K-L keys ({self.key_modes} modes)"
+        if policy == "reset":
+            return "reset: empty, so the forecasts are the network's own"
+        return "dropped: reading it did not lower the validation error, so the forecasts are the network's own"
 
     @property
     def n_entries(self) -> int:

@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from specmem_cli.memory import kl
+from specmem_cli.memory.contract import ForecastMemory
 
 PROJECTIONS = ("dense", "bottleneck")
 UPDATES = ("batch", "online")
 
 
-class SpectralMemory(nn.Module):
+class SpectralMemory(ForecastMemory):
     """History of at most ``memory_depth`` rows -> top ``n_components`` K-L components -> tokens.
 
     Args:
@@ -224,6 +225,29 @@ class SpectralMemory(nn.Module):
 
     def unfreeze(self) -> None:
         self.is_frozen.fill_(False)
+
+    # ----------------------------------------------------------------- the memory contract
+    changes_while_read = True  # every training-mode forward pass writes a row
+
+    def start_epoch(self) -> None:
+        """The published loop empties the memory at the start of every epoch."""
+        self.reset()
+
+    def prepare_for_evaluation(self, policy: str) -> None:
+        if policy == "reset":
+            self.reset()
+        else:
+            self.freeze()
+
+    def resume_training(self) -> None:
+        self.unfreeze()
+
+    def describe(self, policy: str) -> str:
+        if bool(self.is_frozen):
+            return f"frozen: tokens fixed from {self.n_rows} history rows at the end of training"
+        if not self.ready:
+            return f"{policy}: empty, so the memory tokens are zero (as in the published evaluation)"
+        return f"{policy}: {self.n_rows} history rows"
 
 
 @contextmanager

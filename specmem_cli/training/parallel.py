@@ -19,9 +19,10 @@ from pathlib import Path
 import joblib
 import torch
 
+from specmem_cli.checkpoint import atomic_write
+from specmem_cli.config import config_from_dict, load_data
 from specmem_cli.errors import SpecmemError
-from specmem_cli.training.checkpoint import atomic_write
-from specmem_cli.training.config import config_from_dict
+from specmem_cli.training.run import train_run
 from specmem_cli.training.trainer import Reporter
 
 BACKENDS = ("loky", "dask")
@@ -39,8 +40,6 @@ class RunJob:
 
 def execute_job(job: RunJob):
     """Worker side: train into a temporary directory with ``job.threads`` torch threads; return record and files."""
-    from specmem_cli.training.runs import load_data, train_run
-
     torch.set_num_threads(job.threads)
     config = config_from_dict(job.config)
     with tempfile.TemporaryDirectory(prefix="specmem-run-") as scratch:

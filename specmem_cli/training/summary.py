@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 
-from specmem_cli.training.runs import RunRecord
+from specmem_cli.training.run import RunRecord
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

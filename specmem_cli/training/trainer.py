@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from specmem_cli import memory as memory_contract
+from specmem_cli.config import TrainConfig
 from specmem_cli.data.splits import PreparedData
 from specmem_cli.data.windows import WindowSet
 from specmem_cli.errors import SpecmemError
 from specmem_cli.models import forecast
 from specmem_cli.training.allocator import reuse_freed_memory
-from specmem_cli.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -109,25 +110,6 @@ def training_loss(prediction: torch.Tensor, target: torch.Tensor, loss: str) -> 
     return nn.functional.mse_loss(prediction, target)
 
 
-def start_epoch_memory(model: nn.Module) -> None:
-    """The published loop empties a written memory every epoch (a memory built from the training
-    trajectory is only built after training, by ``calibrate_memory``: it is empty here)."""
-    memory = getattr(model, "memory", None)
-    if memory is not None:
-        memory.reset()
-
-
-def prepare_memory_for_eval(model: nn.Module, policy: str) -> None:
-    """``reset``: clear the memory (the published behaviour, zero tokens). ``frozen``: fix its tokens."""
-    memory = getattr(model, "memory", None)
-    if memory is None:
-        return
-    if policy == "reset":
-        memory.reset()
-    elif hasattr(memory, "freeze"):  # a memory built from the training trajectory never changes: nothing to fix
-        memory.freeze()
-
-
 EVALUATION_ROWS = 65_536  # window-series rows scored together: bounds evaluation's memory on wide data
 
 
@@ -179,7 +161,6 @@ def fit(
     # fused=True: one kernel over all parameters instead of a Python loop (0.9 s -> 0.07 s per
     # step on the 157M-parameter paper model); same update rule.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    memory = getattr(model, "memory", None)
     pred_len, n_outputs = data.train.pred_len, data.n_outputs
     best_state, best_val, best_epoch, stale = None, float("inf"), 0, 0
     steps, epochs_run, train_seconds = 0, 0, 0.0
@@ -188,7 +169,7 @@ def fit(
         lr = learning_rate(config.lr, epoch, config.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        start_epoch_memory(model)
+        memory_contract.start_epoch(model)
         model.train()
         reporter.start_epoch(epoch, config.epochs, data.train.n_batches(config.batch_size))
         epoch_start, losses = time.perf_counter(), []
@@ -206,7 +187,7 @@ def fit(
                 break
         train_seconds += time.perf_counter() - epoch_start
         epochs_run += 1
-        prepare_memory_for_eval(model, config.memory_at_eval)
+        memory_contract.prepare_for_evaluation(model, config.memory_at_eval)
         val = evaluate_windows(model, data.val, config.batch_size, n_outputs).mse
         improved = val < best_val
         if improved:
@@ -214,8 +195,7 @@ def fit(
             best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         else:
             stale += 1
-        if memory is not None and hasattr(memory, "unfreeze"):
-            memory.unfreeze()
+        memory_contract.resume_training(model)
         reporter.end_epoch(epoch, float(np.mean(losses)), val, lr, improved)
         if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
             break

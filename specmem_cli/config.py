@@ -18,7 +18,8 @@ from typing import Any
 import torch
 import yaml
 
-from specmem_cli.data.registry import protocol_for
+from specmem_cli.data import PreparedData, SeriesTable, load_table, prepare
+from specmem_cli.data.registry import protocol_for, registry
 from specmem_cli.data.table import Reading
 from specmem_cli.errors import ConfigError
 from specmem_cli.models import check_parameters
@@ -319,3 +320,13 @@ def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> Experimen
             node = node[part]
         node[path[-1]] = value
     return config_from_dict(raw, source="--set")
+
+
+def read_data(config: ExperimentConfig) -> SeriesTable:
+    return load_table(config.data.name, config.data.reading(), registry(config.datasets))
+
+
+def load_data(config: ExperimentConfig, pred_len: int, table: SeriesTable | None = None) -> PreparedData:
+    data = config.data
+    table = table if table is not None else read_data(config)
+    return prepare(table, data.seq_len, data.label_len, pred_len, data.features, data.target, data.split)

@@ -1,0 +1,217 @@
+"""A finished run's checkpoint: one typed, versioned record, one writer and one reader that validates it.
+
+Written atomically (temporary file, then rename) and marked complete only after the run's test
+evaluation, so an interrupted run never leaves a file that `evaluate` or `forecast` would accept.
+Loaded with ``weights_only=True``: a checkpoint can never execute code. Adding a field to
+:class:`RunCheckpoint` means raising :data:`CHECKPOINT_VERSION`: files of another version are refused
+with a one-line reason, never read with fallbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from specmem_cli import __version__
+from specmem_cli.config import ExperimentConfig, config_from_dict, load_data
+from specmem_cli.data import PreparedData
+from specmem_cli.data.scaler import StandardScaler
+from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.memory import prepare_for_evaluation
+from specmem_cli.models import build_model
+
+CHECKPOINT_FORMAT = "specmem-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunCheckpoint:
+    """Everything needed to rebuild a trained forecaster and read new data as its training data was read."""
+
+    model_name: str
+    model_params: dict[str, Any]  # seq_len, pred_len, n_channels and the resolved hyper-parameters
+    state_dict: dict[str, torch.Tensor]  # on the CPU, whatever device trained it
+    config: dict[str, Any]  # the run's ExperimentConfig (one horizon, one seed)
+    data_path: str | None  # the training file, resolved
+    data_sha256: str | None  # its contents: a changed file is refused
+    scaler_mean: torch.Tensor
+    scaler_scale: torch.Tensor
+    columns: list[str]  # the model's input series, in order
+    table_columns: list[str]  # every series the file held (a forecast input must hold the same)
+    output_columns: list[str]
+    date_column: str | None
+    reading: dict[str, Any]  # how the file was read (data.table.Reading)
+    layout: dict[str, Any] | None  # long-format id/value columns, if the file was long
+    time_axis: dict[str, Any]  # the training clock
+    memory_at_eval: str  # the policy every score of this run is taken under
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "model_name": (str,),
+    "model_params": (dict,),
+    "state_dict": (dict,),
+    "config": (dict,),
+    "data_path": (str, type(None)),
+    "data_sha256": (str, type(None)),
+    "scaler_mean": (torch.Tensor,),
+    "scaler_scale": (torch.Tensor,),
+    "columns": (list,),
+    "table_columns": (list,),
+    "output_columns": (list,),
+    "date_column": (str, type(None)),
+    "reading": (dict,),
+    "layout": (dict, type(None)),
+    "time_axis": (dict,),
+    "memory_at_eval": (str,),
+}
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(temp_path)`` then rename over ``path``: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temp_name))
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, checkpoint: RunCheckpoint) -> None:
+    """Write ``checkpoint`` with its format marker, version and the specmem version that wrote it."""
+    document = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "specmem_version": __version__,
+        "complete": True,
+        **{field.name: getattr(checkpoint, field.name) for field in dataclasses.fields(RunCheckpoint)},
+    }
+    try:
+        atomic_write(path, lambda temp: torch.save(document, temp))
+    except RuntimeError as exc:  # torch reports a failed write (full disk, quota) as a RuntimeError
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise CheckpointError(
+            f"{path}: could not write the checkpoint ({free / 2**20:.0f} MiB free on that disk: full?); "
+            "free space or choose another --out, then rerun: finished runs are kept"
+        ) from exc
+
+
+def load_checkpoint(path: str | Path) -> RunCheckpoint:
+    """The one reader: load, check marker, version, completeness and every field's kind, or raise a
+    one-line :class:`CheckpointError`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: no checkpoint there; give a run directory or a checkpoint.pt written by `specmem train`"
+        )
+    try:
+        document = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises a dozen types for damaged bytes; all mean the same to a user
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: corrupt or not a specmem checkpoint ({reason}); retrain with `specmem train`"
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: not a specmem checkpoint (a bare state dict or another tool's file?); "
+            "published TSL weights can be converted with `specmem import-published`"
+        )
+    if not document.get("complete"):
+        raise CheckpointError(
+            f"{path}: checkpoint of an unfinished run; rerun the same `specmem train` command to finish it"
+        )
+    version = document.get("format_version")
+    if version != CHECKPOINT_VERSION:
+        newer = isinstance(version, int) and version > CHECKPOINT_VERSION
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} (specmem {document.get('specmem_version')}), this specmem reads "
+            f"format {CHECKPOINT_VERSION}; " + ("upgrade specmem" if newer else "retrain the run with `specmem train`")
+        )
+    missing = [name for name in _KINDS if name not in document]
+    if missing:
+        raise CheckpointError(
+            f"{path}: checkpoint lacks {', '.join(missing)} (written by specmem {document.get('specmem_version')} "
+            "before those existed, or damaged); retrain the run with `specmem train`"
+        )
+    wrong = [name for name, kinds in _KINDS.items() if not isinstance(document[name], kinds)]
+    if wrong:
+        raise CheckpointError(
+            f"{path}: checkpoint field(s) {', '.join(wrong)} hold the wrong kind of value; retrain the run"
+        )
+    return RunCheckpoint(**{name: document[name] for name in _KINDS})
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint turned back into a model, its config and its data."""
+
+    model: nn.Module
+    config: ExperimentConfig
+    checkpoint: RunCheckpoint
+    scaler: StandardScaler
+    path: Path
+
+    def data(self, source: str | Path | None = None) -> PreparedData:
+        """Re-prepare the training data set (or ``source``, a copy of it); an error if it no longer matches
+        the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
+        name = str(source) if source is not None else self.checkpoint.data_path or self.config.data.name
+        raw = self.config.to_dict()
+        raw["data"]["name"] = name
+        data = load_data(config_from_dict(raw), self.config.data.pred_lens[0])
+        trained_on = self.checkpoint.data_sha256
+        if trained_on and data.table.sha256 and trained_on != data.table.sha256:
+            raise SpecmemError(
+                f"{name}: the file changed since {self.path} was trained (its content hash differs); "
+                "retrain on it, or give the file it was trained on"
+            )
+        same = np.allclose(data.scaler.mean_, self.scaler.mean_, rtol=1e-9, atol=1e-12) and np.allclose(
+            data.scaler.scale_, self.scaler.scale_, rtol=1e-9, atol=1e-12
+        )
+        if not same or data.columns != self.checkpoint.columns:
+            raise SpecmemError(f"{name}: the data changed since {self.path} was trained (scaler or columns differ)")
+        return data
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Rebuild a trained model from a run directory or checkpoint file, its memory prepared under the
+    run's policy (every use of a run scores it as training scored it)."""
+    checkpoint = load_checkpoint(path)
+    params = dict(checkpoint.model_params)
+    shape = [params.pop(key) for key in ("seq_len", "pred_len", "n_channels")]
+    model = build_model(checkpoint.model_name, *shape, params)
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError:
+        raise CheckpointError(
+            f"{path}: weights do not fit model '{checkpoint.model_name}'; the file is damaged"
+        ) from None
+    model.eval()
+    prepare_for_evaluation(model, checkpoint.memory_at_eval)
+    scaler = StandardScaler.from_state(checkpoint.scaler_mean.numpy(), checkpoint.scaler_scale.numpy())
+    checkpoint_path = Path(path) / "checkpoint.pt" if Path(path).is_dir() else Path(path)
+    return LoadedRun(model, config_from_dict(checkpoint.config), checkpoint, scaler, checkpoint_path)
+
+
+def find_runs(path: Path) -> list[Path]:
+    """Run directories under ``path`` (itself, if it is one), or the checkpoint file given."""
+    if path.is_file():
+        return [path]
+    if (path / "checkpoint.pt").exists() or (path / "metrics.json").exists():
+        return [path]
+    runs = sorted(p.parent for p in path.glob("*/checkpoint.pt"))
+    if not runs:
+        raise CheckpointError(f"{path}: no runs found (no */checkpoint.pt); give a run directory or a checkpoint")
+    return runs

@@ -1,0 +1,216 @@
+"""One (horizon, seed) run: its directory, training, the checkpoint, the test score, and its record.
+
+A run directory holds ``config.yaml`` (this run's settings), ``checkpoint.pt``, ``metrics.json``
+and ``log.txt``. ``metrics.json`` is written last, after the checkpoint, so its presence next to a
+complete checkpoint is what "finished" means when a sweep is rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from specmem_cli.checkpoint import RunCheckpoint, atomic_write, load_run, save_checkpoint
+from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, with_protocol
+from specmem_cli.data import PreparedData
+from specmem_cli.data.registry import registry, resolve_data_path
+from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.memory import prepare_for_evaluation
+from specmem_cli.models import build_model, resolve_step_parameters
+from specmem_cli.models.published import load_published, published_hyper_parameters
+from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything
+
+log = logging.getLogger("specmem_cli.training")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    model: str
+    dataset: str
+    pred_len: int
+    seed: int
+    mse: float
+    mae: float
+    run_dir: str
+    seconds: float
+    reused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dataset_label(name: str) -> str:
+    return Path(name).stem if name.lower().endswith(".csv") else name
+
+
+def fingerprint(config: ExperimentConfig) -> str:
+    """Identity of a run's settings, less those that never change its numbers' meaning (thread count,
+    allocator, device: they change rounding only), so a sweep can resume with other parallelism or hardware."""
+    raw = config.to_dict()
+    for key in ("threads", "reuse_freed_memory", "device"):
+        raw["train"].pop(key, None)
+    text = json.dumps(raw, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter) -> RunRecord:
+    """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark).
+
+    A run that fails (a full disk, an interrupt) leaves no directory behind: only finished runs are kept.
+    """
+    _fresh_run_dir(run_dir, config)
+    try:
+        pred_len, seed = config.data.pred_lens[0], config.seeds[0]
+        seed_everything(seed)
+        params = resolve_step_parameters(
+            config.model_name, config.model_params, data.time_axis.step, data.training_rows()
+        )
+        model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
+        _announce(model, config, data)
+        started = time.perf_counter()
+        result = fit(model, data, config.train, seed, reporter)
+        return _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
+    except BaseException:
+        if not (run_dir / "metrics.json").is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: say so before it starts
+
+
+def _announce(model: nn.Module, config: ExperimentConfig, data: PreparedData) -> None:
+    size = sum(p.numel() for p in model.parameters())
+    if size > LARGE_MODEL and config.train.device == "cpu":
+        log.info(
+            "note: %s has %s parameters: on a CPU each training step takes seconds and an epoch of %s "
+            "windows can take an hour (the step bar shows the pace; --device cuda trains on a GPU)",
+            config.model_name,
+            f"{size:,}",
+            f"{len(data.train):,}",
+        )
+
+
+def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, run_dir: Path) -> RunRecord:
+    """Turn weights trained with the published TSL code into a finished specmem run (tested once)."""
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: no such file; give the checkpoint.pth that TSL saved")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a tensor archive
+        raise CheckpointError(
+            f"{weights}: not a readable state dict ({type(exc).__name__}); give TSL's checkpoint.pth"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{weights}: not a state dict; give the checkpoint.pth that TSL saved")
+    shape = published_hyper_parameters(state, n_heads)
+    raw = with_protocol(config).to_dict()
+    raw["model"] = {
+        **raw["model"],
+        "name": "klmemory",
+        **{k: v for k, v in shape.items() if k not in ("seq_len", "pred_len")},
+    }
+    raw["data"].update(seq_len=shape["seq_len"], pred_lens=[shape["pred_len"]])
+    raw["seeds"] = raw["seeds"][:1]
+    single = config_from_dict(raw, source=str(weights))
+    data = load_data(single, shape["pred_len"])
+    model = build_model("klmemory", shape["seq_len"], shape["pred_len"], data.n_inputs, single.model_params)
+    load_published(model, state)
+    _fresh_run_dir(run_dir, single)
+    return _finish_run(model, single, single.model_params, data, run_dir, {"imported_from": str(weights)}, 0.0)
+
+
+def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # leftovers of an interrupted run are never trusted
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _finish_run(
+    model: nn.Module,
+    config: ExperimentConfig,
+    params: dict[str, Any],
+    data: PreparedData,
+    run_dir: Path,
+    fit_log: dict,
+    seconds: float,
+) -> RunRecord:
+    """Checkpoint (with the model's resolved ``params``), score the test split once, write the metrics."""
+    if not (run_dir / "config.yaml").is_file():
+        raise SpecmemError(f"{run_dir} was deleted while its run trained; nothing was saved for it, rerun to train it")
+    prepare_for_evaluation(model, config.train.memory_at_eval)  # what the run is scored and saved with
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, config, params, data))
+    test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
+    record = RunRecord(
+        config.model_name,
+        dataset_label(config.data.name),
+        config.data.pred_lens[0],
+        config.seeds[0],
+        test.mse,
+        test.mae,
+        str(run_dir),
+        round(seconds, 3),
+    )
+    log = {**fit_log, "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
+    (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
+    document = {
+        "fingerprint": fingerprint(config),
+        "data_sha256": data.table.sha256,
+        "record": record.to_dict(),
+        "fit": fit_log,
+    }
+    atomic_write(run_dir / "metrics.json", lambda temp: temp.write_text(json.dumps(document, indent=2) + "\n"))
+    return record
+
+
+def _checkpoint(
+    model: nn.Module, config: ExperimentConfig, params: dict[str, Any], data: PreparedData
+) -> RunCheckpoint:
+    source = resolve_data_path(config.data.name, registry(config.datasets))
+    return RunCheckpoint(
+        model_name=config.model_name,
+        model_params={"seq_len": config.data.seq_len, "pred_len": config.data.pred_lens[0], "n_channels": data.n_inputs}
+        | params,
+        state_dict={key: value.detach().cpu() for key, value in model.state_dict().items()},
+        config=config.to_dict(),
+        data_path=str(source.resolve()) if source is not None else None,
+        data_sha256=data.table.sha256,
+        scaler_mean=torch.from_numpy(data.scaler.mean_),
+        scaler_scale=torch.from_numpy(data.scaler.scale_),
+        columns=list(data.columns),
+        table_columns=list(data.table.columns),
+        output_columns=list(data.output_columns),
+        date_column=data.table.date_column,
+        reading=asdict(data.table.reading),
+        layout=data.table.layout.to_state() if data.table.layout else None,
+        time_axis=data.time_axis.to_state(),
+        memory_at_eval=config.train.memory_at_eval,
+    )
+
+
+def evaluate_run(path: Path, split: str = "test") -> RunRecord:
+    """Recompute a finished run's metrics on ``split`` from its checkpoint alone."""
+    run = load_run(path)
+    data = run.data()
+    metrics = evaluate_windows(run.model, data.split(split), run.config.train.batch_size, data.n_outputs)
+    return RunRecord(
+        run.config.model_name,
+        dataset_label(run.config.data.name),
+        run.config.data.pred_lens[0],
+        run.config.seeds[0],
+        metrics.mse,
+        metrics.mae,
+        str(run.path.parent),
+        0.0,
+    )
