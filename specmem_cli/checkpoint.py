@@ -97,12 +97,17 @@ def save_checkpoint(path: Path, checkpoint: RunCheckpoint) -> None:
         "complete": True,
         **{field.name: getattr(checkpoint, field.name) for field in dataclasses.fields(RunCheckpoint)},
     }
+    save_tensors(path, document, "the checkpoint")
+
+
+def save_tensors(path: Path, document: Any, what: str) -> None:
+    """``torch.save`` atomically; a failed write (a full disk, a quota) is a one-line error naming the free space."""
     try:
         atomic_write(path, lambda temp: torch.save(document, temp))
     except RuntimeError as exc:  # torch reports a failed write (full disk, quota) as a RuntimeError
         free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
         raise CheckpointError(
-            f"{path}: could not write the checkpoint ({free / 2**20:.0f} MiB free on that disk: full?); "
+            f"{path}: could not write {what} ({free / 2**20:.0f} MiB free on that disk: full?); "
             "free space or choose another --out, then rerun: finished runs are kept"
         ) from exc
 

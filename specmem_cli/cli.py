@@ -119,7 +119,9 @@ def user_errors(command):
             error(describe_os_error(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            error("interrupted; finished runs are kept, rerun the same command to resume")
+            error(
+                "interrupted; finished runs are kept, and rerunning the same command resumes the others from their last finished epoch"
+            )
             raise typer.Exit(130) from None
 
     return wrapper

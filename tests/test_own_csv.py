@@ -389,9 +389,8 @@ def test_a_full_disk_ends_in_one_line_and_leaves_no_partial_run(tmp_path, monkey
         checkpoint.torch, "save", _raise(RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64"))
     )
     result = runner.invoke(app, command)
-    assert (
-        result.exit_code == 1 and "could not write the checkpoint" in result.stderr and "Traceback" not in result.output
-    )
+    assert result.exit_code == 1 and "could not write the training state" in result.stderr
+    assert "Traceback" not in result.output
     assert not [p for p in (tmp_path / "r").iterdir() if not p.name.startswith(".")]
     monkeypatch.undo()
     assert runner.invoke(app, command).exit_code == 0
@@ -429,8 +428,8 @@ def test_a_run_directory_deleted_mid_run_is_named(tmp_path, monkeypatch):
 
     real_fit = runs.fit
 
-    def fit_then_delete(model, data, config, seed, reporter):
-        result = real_fit(model, data, config, seed, reporter)
+    def fit_then_delete(*args):
+        result = real_fit(*args)
         for path in (tmp_path / "r").glob("*seed*"):
             import shutil
 

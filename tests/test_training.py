@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +17,8 @@ from specmem_cli.config import apply_overrides, load_config, load_data
 from specmem_cli.errors import CheckpointError, ConfigError, SpecmemError
 from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sanity import sanity_checks
-from specmem_cli.training.sweep import run_sweep
-from specmem_cli.training.trainer import Reporter, fit, learning_rate
+from specmem_cli.training.sweep import SweepReporter, run_sweep
+from specmem_cli.training.trainer import TRAINING_STATE, Reporter, fit, learning_rate
 from tests.conftest import ETTH1, REFERENCE, tiny_config
 
 runner = CliRunner()
@@ -292,3 +294,54 @@ def test_model_names_and_parameters_are_checked_when_the_config_is_read(tmp_path
     ):
         result = runner.invoke(app, ["train", "--data", missing, "--out", str(tmp_path / "o"), "-q", *args])
         assert result.exit_code == 1 and message in result.stderr and "file not found" not in result.stderr
+
+
+class InterruptAfterEpoch(SweepReporter):
+    """Stops the process (as Ctrl-C would) once ``epoch`` has finished; records the epochs it sees."""
+
+    def __init__(self, epoch: int | None):
+        self.epoch, self.seen = epoch, []
+
+    def start_epoch(self, epoch, n_epochs, n_batches):
+        self.seen.append(epoch)
+
+    def end_epoch(self, epoch, train_loss, val_mse, lr, improved):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def resumable_config(**train):
+    return tiny_config(
+        model={"dropout": 0.1}, train={"epochs": 5, "patience": 5, "max_steps": None, "lr": 0.003, **train}
+    )
+
+
+def test_a_run_killed_between_epochs_resumes_there_with_the_same_metrics(tmp_path):
+    config = resumable_config()
+    (whole,) = run_sweep(config, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, tmp_path / "cut", InterruptAfterEpoch(2))
+    run_dir = tmp_path / "cut" / Path(whole.run_dir).name
+    assert (run_dir / TRAINING_STATE).is_file() and not (run_dir / "metrics.json").exists()
+    assert not list((tmp_path / "cut").glob("*/checkpoint.pt"))  # nothing that looks finished
+    watcher = InterruptAfterEpoch(None)
+    (again,) = run_sweep(config, tmp_path / "cut", watcher)
+    assert watcher.seen == [3, 4]  # epochs 0-2 were not trained again
+    assert (again.mse, again.mae) == (whole.mse, whole.mae)
+    fit_logs = [json.loads((Path(r.run_dir) / "metrics.json").read_text())["fit"] for r in (whole, again)]
+    keys = ("best_epoch", "epochs_run", "steps", "best_val_mse")
+    assert [log[k] for k in keys for log in fit_logs[:1]] == [log[k] for k in keys for log in fit_logs[1:]]
+    assert not (run_dir / TRAINING_STATE).exists()
+
+
+def test_a_state_saved_under_other_settings_is_not_continued(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(resumable_config(lr=0.01), tmp_path / "cut", InterruptAfterEpoch(1))
+    (stale,) = list((tmp_path / "cut").glob("*/" + TRAINING_STATE))
+    target = tmp_path / "other" / stale.parent.name
+    target.mkdir(parents=True)
+    shutil.copy(stale, target / TRAINING_STATE)
+    watcher = InterruptAfterEpoch(None)
+    (record,) = run_sweep(resumable_config(), tmp_path / "other", watcher)
+    (fresh,) = run_sweep(resumable_config(), tmp_path / "fresh")
+    assert watcher.seen[0] == 0 and record.mse == fresh.mse

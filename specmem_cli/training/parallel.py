@@ -23,7 +23,7 @@ from specmem_cli.checkpoint import atomic_write
 from specmem_cli.config import config_from_dict, load_data
 from specmem_cli.errors import SpecmemError
 from specmem_cli.training.run import train_run
-from specmem_cli.training.trainer import Reporter
+from specmem_cli.training.trainer import TRAINING_STATE, Reporter
 
 BACKENDS = ("loky", "dask")
 MAX_ATTEMPTS = 3
@@ -44,7 +44,10 @@ def execute_job(job: RunJob):
     config = config_from_dict(job.config)
     with tempfile.TemporaryDirectory(prefix="specmem-run-") as scratch:
         local = Path(scratch) / job.run_dir.name
-        record = train_run(config, local, load_data(config, config.data.pred_lens[0]), Reporter())
+        # the epoch states go where the run will live, so an interrupted sweep resumes it (when this
+        # worker shares that filesystem; elsewhere the run starts again)
+        state = job.run_dir / TRAINING_STATE if job.run_dir.parent.is_dir() else None
+        record = train_run(config, local, load_data(config, config.data.pred_lens[0]), Reporter(), state)
         files = {path.name: path.read_bytes() for path in local.iterdir() if path.is_file()}
     return replace(record, run_dir=str(job.run_dir)), files
 

@@ -28,7 +28,7 @@ from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
-from specmem_cli.training.trainer import Reporter, evaluate_windows, fit, seed_everything
+from specmem_cli.training.trainer import TRAINING_STATE, Reporter, Resume, evaluate_windows, fit, seed_everything
 
 log = logging.getLogger("specmem_cli.training")
 
@@ -63,11 +63,16 @@ def fingerprint(config: ExperimentConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter) -> RunRecord:
+def train_run(
+    config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter, state_path: Path | None = None
+) -> RunRecord:
     """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark).
 
-    A run that fails (a full disk, an interrupt) leaves no directory behind: only finished runs are kept.
+    The training state is saved after every epoch (``state_path``, by default in ``run_dir``), so a run
+    interrupted between epochs continues from its last finished epoch when it is run again; a run that
+    fails before finishing one epoch leaves no directory behind. Only finished runs count as results.
     """
+    state_path = state_path or run_dir / TRAINING_STATE
     _fresh_run_dir(run_dir, config)
     try:
         pred_len, seed = config.data.pred_lens[0], config.seeds[0]
@@ -78,12 +83,14 @@ def train_run(config: ExperimentConfig, run_dir: Path, data: PreparedData, repor
         model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
         _announce(model, config, data)
         started = time.perf_counter()
-        result = fit(model, data, config.train, seed, reporter)
-        return _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
+        result = fit(model, data, config.train, seed, reporter, Resume(state_path, fingerprint(config)))
+        record = _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
     except BaseException:
-        if not (run_dir / "metrics.json").is_file():
+        if not (run_dir / "metrics.json").is_file() and not (run_dir / TRAINING_STATE).is_file():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    state_path.unlink(missing_ok=True)  # finished: the metrics and checkpoint are the run now
+    return record
 
 
 LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: say so before it starts
@@ -131,9 +138,12 @@ def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, 
 
 
 def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # leftovers of an interrupted run are never trusted
-    run_dir.mkdir(parents=True)
+    """An empty ``run_dir`` but for a saved training state (which :func:`fit` continues only if it was
+    saved under the same settings): other leftovers of an interrupted run are never trusted."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for path in run_dir.iterdir():
+        if path.name != TRAINING_STATE:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 

@@ -11,15 +11,19 @@ from the training trajectory is built and calibrated once, after training, and o
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from specmem_cli import memory as memory_contract
+from specmem_cli.checkpoint import save_tensors
 from specmem_cli.config import TrainConfig
 from specmem_cli.data.splits import PreparedData
 from specmem_cli.data.windows import WindowSet
@@ -110,6 +114,8 @@ def training_loss(prediction: torch.Tensor, target: torch.Tensor, loss: str) -> 
     return nn.functional.mse_loss(prediction, target)
 
 
+log = logging.getLogger("specmem_cli.training")
+
 EVALUATION_ROWS = 65_536  # window-series rows scored together: bounds evaluation's memory on wide data
 
 
@@ -148,10 +154,32 @@ def evaluate_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_ou
     return Metrics(squared / count, absolute / count)
 
 
+TRAINING_STATE = "training_state.pt"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where :func:`fit` saves its whole state at the end of every epoch, and the identity of the run's
+    settings: a state saved under other settings is never continued."""
+
+    path: Path
+    identity: str
+
+
 def fit(
-    model: nn.Module, data: PreparedData, config: TrainConfig, seed: int, reporter: Reporter | None = None
+    model: nn.Module,
+    data: PreparedData,
+    config: TrainConfig,
+    seed: int,
+    reporter: Reporter | None = None,
+    resume: Resume | None = None,
 ) -> FitResult:
-    """Train with early stopping on validation; leaves ``model`` holding the best epoch's state."""
+    """Train with early stopping on validation; leaves ``model`` holding the best epoch's state.
+
+    With ``resume``, the model, optimiser, schedule position, early-stopping state and every RNG are
+    saved (atomically) after each epoch, and a run interrupted between epochs continues from the last
+    saved one: its metrics equal an uninterrupted run's.
+    """
     reporter = reporter or Reporter()
     if config.reuse_freed_memory:
         reuse_freed_memory()
@@ -162,10 +190,17 @@ def fit(
     # step on the 157M-parameter paper model); same update rule.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     pred_len, n_outputs = data.train.pred_len, data.n_outputs
-    best_state, best_val, best_epoch, stale = None, float("inf"), 0, 0
-    steps, epochs_run, train_seconds = 0, 0, 0.0
-    start = time.perf_counter()
-    for epoch in range(config.epochs):
+    progress = _Progress()
+    saved = _saved_state(resume) if resume is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        progress = _Progress(**saved["progress"])
+        _restore_rngs(saved["rng"], generator)
+        log.info("note: resuming %s after epoch %d", resume.path.parent.name, progress.next_epoch)
+    best_state = saved["best_state"] if saved is not None else None
+    start = time.perf_counter() - progress.seconds
+    for epoch in range(progress.next_epoch, config.epochs if not progress.done else progress.next_epoch):
         lr = learning_rate(config.lr, epoch, config.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -180,24 +215,33 @@ def fit(
             loss = training_loss(prediction, targets[:, -pred_len:, :], config.loss)
             loss.backward()
             optimizer.step()
-            steps += 1
+            progress.steps += 1
             losses.append(float(loss.detach()))
             reporter.step(losses[-1])
-            if config.max_steps is not None and steps >= config.max_steps:
+            if config.max_steps is not None and progress.steps >= config.max_steps:
                 break
-        train_seconds += time.perf_counter() - epoch_start
-        epochs_run += 1
+        progress.train_seconds += time.perf_counter() - epoch_start
+        progress.epochs_run += 1
         memory_contract.prepare_for_evaluation(model, config.memory_at_eval)
         val = evaluate_windows(model, data.val, config.batch_size, n_outputs).mse
-        improved = val < best_val
+        improved = val < progress.best_val
         if improved:
-            best_val, best_epoch, stale = val, epoch, 0
+            progress.best_val, progress.best_epoch, progress.stale = val, epoch, 0
             best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         else:
-            stale += 1
+            progress.stale += 1
         memory_contract.resume_training(model)
+        progress.next_epoch = epoch + 1
+        progress.done = (
+            progress.stale >= config.patience
+            or (config.max_steps is not None and progress.steps >= config.max_steps)
+            or progress.next_epoch == config.epochs
+        )
+        if resume is not None:
+            progress.seconds = time.perf_counter() - start
+            _save_state(resume, model, optimizer, best_state, progress, generator)
         reporter.end_epoch(epoch, float(np.mean(losses)), val, lr, improved)
-        if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
+        if progress.done:
             break
     if best_state is None:
         raise SpecmemError("training diverged: the validation loss is not a number; lower train.lr")
@@ -208,12 +252,71 @@ def fit(
             data.train, data.val, n_outputs, evaluation_batch(config.batch_size, data.train)
         )
     return FitResult(
-        best_epoch,
-        epochs_run,
-        steps,
-        best_val,
+        progress.best_epoch,
+        progress.epochs_run,
+        progress.steps,
+        progress.best_val,
         time.perf_counter() - start,
-        train_seconds / max(steps, 1),
+        progress.train_seconds / max(progress.steps, 1),
         calibration,
         str(device),
     )
+
+
+@dataclass
+class _Progress:
+    """Where a fit stands after an epoch: the schedule's position and the early-stopping state."""
+
+    next_epoch: int = 0
+    done: bool = False
+    steps: int = 0
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    seconds: float = 0.0
+    best_val: float = float("inf")
+    best_epoch: int = 0
+    stale: int = 0
+
+
+def _save_state(resume: Resume, model, optimizer, best_state, progress: _Progress, generator) -> None:
+    numpy_state = np.random.get_state()
+    state = {
+        "identity": resume.identity,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "best_state": best_state,
+        "progress": dataclasses.asdict(progress),
+        "rng": {
+            "batches": generator.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+            "python": random.getstate(),
+        },
+    }
+    save_tensors(resume.path, state, "the training state")
+
+
+def _saved_state(resume: Resume) -> dict | None:
+    """The state saved after the last finished epoch, or None (no file, an unreadable one, other settings)."""
+    if not resume.path.is_file():
+        return None
+    try:
+        state = torch.load(resume.path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged file is a fresh start, not an error: nothing finished is lost
+        log.info("note: %s is unreadable; training %s from the start", resume.path, resume.path.parent.name)
+        return None
+    if not isinstance(state, dict) or state.get("identity") != resume.identity:
+        log.info("note: %s was saved under other settings; training from the start", resume.path)
+        return None
+    return state
+
+
+def _restore_rngs(rng: dict, generator: torch.Generator) -> None:
+    generator.set_state(rng["batches"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    name, keys, *rest = rng["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(rng["python"])
