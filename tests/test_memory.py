@@ -160,3 +160,22 @@ def test_spectrum_introspection():
 def test_invalid_options_are_rejected(bad):
     with pytest.raises(ValueError):
         SpectralMemory(8, **bad)
+
+
+def test_small_eigensolves_run_on_one_thread_and_give_the_same_pairs(monkeypatch):
+    from specmem_cli.memory import kl
+
+    seen = []
+    real = torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda m: seen.append(torch.get_num_threads()) or real(m))
+    a = torch.randn(40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    small, large = a @ a.T, torch.eye(kl.SINGLE_THREAD_EIGH + 1, dtype=torch.float64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        values, vectors = kl.symmetric_eigh(small)
+        kl.symmetric_eigh(large)
+        assert seen == [1, 2] and torch.get_num_threads() == 2  # the caller's thread count is restored
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, small)

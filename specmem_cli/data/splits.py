@@ -130,8 +130,6 @@ class PreparedData:
     scaler: StandardScaler
     columns: list[str]  # input channel names, in model order (target last)
     output_columns: list[str]
-    target: str
-    features: str
     borders: list[tuple[int, int]]
     table: SeriesTable
     time_axis: TimeAxis
@@ -209,4 +207,4 @@ def prepare(
             )
         positions = time_axis.positions(table.dates[start:end])
         windows.append(WindowSet(scaled[start:end], seq_len, label_len, pred_len, output_channels, positions))
-    return PreparedData(*windows, scaler, inputs, outputs, target, features, borders, table, time_axis)
+    return PreparedData(*windows, scaler, inputs, outputs, borders, table, time_axis)

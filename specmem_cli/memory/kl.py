@@ -17,7 +17,24 @@ from functools import lru_cache
 import torch
 
 STRATEGIES = ("empirical", "kernel")
+# Up to this size a CPU eigensolve runs on one thread. On the quiet 2-core machine one thread is
+# within about 1 ms of two at 265 x 265 (two win at 512: 28 vs 39 ms); beside one busy process two
+# threads took 2.3x longer at 265 with stalls up to 160 ms (and once 3 s). `python
+# benchmarks/eigh_threads.py` measures both side by side.
+SINGLE_THREAD_EIGH = 300
 KERNELS = ("exp", "gauss", "matern")
+
+
+def symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh``, on one CPU thread for small matrices (see :data:`SINGLE_THREAD_EIGH`)."""
+    if matrix.device.type != "cpu" or matrix.shape[-1] > SINGLE_THREAD_EIGH or torch.get_num_threads() == 1:
+        return torch.linalg.eigh(matrix)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(matrix)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
@@ -69,7 +86,7 @@ def empirical_decomposition(history: torch.Tensor, n_components: int, lambda_sca
     if n_rows > width:
         gram = centred.T @ centred / n_rows
         return decomposition_from_gram(gram, centred, n_components, lambda_scaling)
-    values, vectors = torch.linalg.eigh(centred @ centred.T / n_rows)
+    values, vectors = symmetric_eigh(centred @ centred.T / n_rows)
     values, modes = values.flip(0)[:n_components], vectors.flip(1)[:, :n_components]
     total = float((centred * centred).sum() / n_rows)  # trace of the time covariance
     return _finish(values, modes.T @ centred, modes, total, lambda_scaling)
@@ -89,7 +106,7 @@ def decomposition_from_gram(
     modes; when it is None (the online path) ``modes`` is empty.
     """
     if eigenpairs is None:
-        values, vectors = torch.linalg.eigh(gram)
+        values, vectors = symmetric_eigh(gram)
         values, vectors = values.flip(0)[:n_components], vectors.flip(1)[:, :n_components]
     else:
         values, vectors = eigenpairs
@@ -129,7 +146,7 @@ def kernel_eigenpairs(
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Top eigenvalues, ``(T, K)`` eigenvectors and trace of the kernel; cached, as it ignores the data."""
     matrix = kernel_matrix(n_rows, tau, kernel)
-    values, vectors = torch.linalg.eigh(matrix)
+    values, vectors = symmetric_eigh(matrix)
     return (
         values.flip(0)[:n_components].clone(),
         vectors.flip(1)[:, :n_components].contiguous(),
@@ -169,14 +186,14 @@ def top_eigenpairs(
         scale = float(matrix.diagonal().sum().clamp(min=1e-300))
         for _ in range(max_iterations):
             basis, _ = torch.linalg.qr(matrix @ basis)
-            values, rotation = torch.linalg.eigh(basis.T @ matrix @ basis)
+            values, rotation = symmetric_eigh(basis.T @ matrix @ basis)
             basis = basis @ rotation.flip(1)
             values = values.flip(0)
             top = basis[:, :n_components]
             residual = matrix @ top - top * values[:n_components]
             if float(residual.norm(dim=0).max()) <= tolerance * scale:
                 return values[:n_components], top, basis
-    values, vectors = torch.linalg.eigh(matrix)
+    values, vectors = symmetric_eigh(matrix)
     basis = vectors.flip(1)[:, :block].contiguous()
     return values.flip(0)[:n_components], basis[:, :n_components], basis
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from specmem_cli.memory.multires import MultiresConv
+from specmem_cli.models.multires_conv import MultiresConv
 from specmem_cli.models.residual import ResidualMixerForecaster
 
 

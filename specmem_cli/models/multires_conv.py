@@ -1,4 +1,5 @@
-"""MultiresConv: a wavelet-tree memory for sequences (Shi et al., 2023), as a causal convolution layer.
+"""MultiresConv: a wavelet-tree sequence layer (Shi et al., 2023), as a causal convolution (a layer of the
+``multires`` forecaster, not a memory that the trainer manages).
 
 Learnable low-pass ``h0`` and high-pass ``h1`` filters (one pair per channel) are applied again and
 again with dilations 1, 2, 4, ... (an undecimated wavelet transform): level ``j`` holds detail
