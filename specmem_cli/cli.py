@@ -10,6 +10,7 @@ import functools
 import json
 import statistics
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,27 @@ from typer.core import TyperGroup
 
 from specmem_cli import __version__
 from specmem_cli.errors import SpecmemError
+
+
+class Split(str, Enum):
+    test = "test"
+    val = "val"
+
+
+class Features(str, Enum):
+    M = "M"
+    MS = "MS"
+    S = "S"
+
+
+class Fill(str, Enum):
+    ffill = "ffill"
+    interpolate = "interpolate"
+
+
+class Backend(str, Enum):
+    loky = "loky"
+    dask = "dask"
 
 
 def _is_number(token: str) -> bool:
@@ -221,7 +243,7 @@ def train(
         ),
     ] = None,
     features: Annotated[
-        str | None,
+        Features | None,
         typer.Option(
             help="M: every series forecasts every series (default); MS: all forecast --target; S: target only."
         ),
@@ -241,7 +263,7 @@ def train(
         typer.Option("--value-col", help="Value column(s) of a long-format CSV (default: all numeric)."),
     ] = None,
     fill: Annotated[
-        str | None,
+        Fill | None,
         typer.Option(help="Repair missing values and put missing clock steps back: ffill or interpolate."),
     ] = None,
     as_json: Annotated[
@@ -260,8 +282,8 @@ def train(
         ),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="loky (local processes) or dask (a cluster; pip install 'specmem\\[dask]').")
-    ] = "loky",
+        Backend, typer.Option(help="loky (local processes) or dask (a cluster; pip install 'specmem\\[dask]').")
+    ] = Backend.loky,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -288,8 +310,8 @@ def train(
     preset = config or (DATA_DEFAULT_PRESET if data else DEFAULT_PRESET)
     base = load_config(preset)
     settings = list(overrides or [])
-    if target is not None and features is None:
-        features = "MS"
+    features = features.value if features is not None else ("MS" if target is not None else None)
+    fill = fill.value if fill is not None else None
     for key, value in (
         ("data.date_col", date_col),
         ("data.id_col", id_col),
@@ -337,7 +359,7 @@ def train(
         for key, experiment in zip(labels, experiments, strict=True):
             table = tables[(experiment.data.name, experiment.data.reading())]
             records_by_run[key] = run_sweep(
-                experiment, out_dir, reporter, jobs=jobs, backend=backend, scheduler=scheduler, table=table
+                experiment, out_dir, reporter, jobs=jobs, backend=backend.value, scheduler=scheduler, table=table
             )
     for experiment, ((model, dataset), records) in zip(experiments, records_by_run.items(), strict=True):
         title = f"{model} on {dataset} (seq_len {experiment.data.seq_len}), test split"
@@ -360,7 +382,7 @@ def evaluate(
     path: Annotated[
         Path, typer.Argument(help="A run directory, a checkpoint file, or a sweep directory holding runs.")
     ],
-    split: Annotated[str, typer.Option(help="Split to score: test or val.")] = "test",
+    split: Annotated[Split, typer.Option(help="Split to score.")] = Split.test,
     sanity: Annotated[
         bool,
         typer.Option(
@@ -376,8 +398,7 @@ def evaluate(
     from specmem_cli.training.sanity import sanity_checks
     from specmem_cli.training.summary import summary_by_data_set
 
-    if split not in ("test", "val"):
-        raise SpecmemError(f"unknown split '{split}'; use test or val")
+    split = split.value
     runs = find_runs(path)
     records = [evaluate_run(run, split) for run in runs]
     stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, {split} split"))
@@ -485,7 +506,9 @@ def inspect_modes(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="Print eigenvalues, explained variance, modes, components and tokens as JSON on stdout."
+            "--json",
+            help="Print eigenvalues, explained variance, modes, components and tokens as JSON on stdout "
+            "(for an analog memory: key_modes, value_modes and blend).",
         ),
     ] = False,
 ) -> None:

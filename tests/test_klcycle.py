@@ -178,8 +178,10 @@ def test_inspect_modes_shows_the_analog_memory(klcycle_run, tmp_path):
     explained = np.array(report["explained_variance"])
     assert report["strategy"] == "analog" and len(explained) == 6 and figure.stat().st_size > 10_000
     assert (np.diff(explained) <= 1e-12).all() and 0 < explained.sum() <= 1
-    assert len(report["modes"]) == 6 and len(report["modes"][0]) == 96  # six modes over the 96-step window
-    assert len(report["tokens"][0]) == 24  # the blend weight of each forecast step
+    assert len(report["key_modes"]) == 6 and len(report["key_modes"][0]) == 96  # six modes over the 96-step window
+    assert len(report["blend"][0]) == 24  # the blend weight of each forecast step
+    assert len(report["value_modes"][0]) == 24  # modes of the stored futures, over the horizon
+    assert not {"modes", "components", "tokens"} & set(report)  # no token-memory names for what it does not hold
 
 
 def test_a_day_long_cycle_follows_the_data_clock(tmp_path):

@@ -345,3 +345,9 @@ def test_a_state_saved_under_other_settings_is_not_continued(tmp_path):
     (record,) = run_sweep(resumable_config(), tmp_path / "other", watcher)
     (fresh,) = run_sweep(resumable_config(), tmp_path / "fresh")
     assert watcher.seen[0] == 0 and record.mse == fresh.mse
+
+
+def test_a_bad_model_value_is_reported_before_the_run_directories_are_checked(tmp_path):
+    run_sweep(tiny_config(), tmp_path)  # a finished run with other settings now sits in tmp_path
+    with pytest.raises(ConfigError, match="projection must be one of"):
+        run_sweep(tiny_config(model={"projection": "sparse"}), tmp_path)

@@ -33,12 +33,13 @@ class ModeReport:
     components: np.ndarray  # [K, d_model]
     tokens: np.ndarray  # [M, d_model]
     source: str
-    # what the three array panels show (the analog memory's differ from the token memory's)
+    # what the three array panels show, and their JSON keys (the analog memory's differ from the token memory's)
     labels: tuple[str, str, str] = (
         "Temporal eigenmodes over the history",
         "K-L components (K x d_model)",
         "Memory tokens (M x d_model)",
     )
+    keys: tuple[str, str, str] = ("modes", "components", "tokens")
 
     @property
     def cumulative(self) -> np.ndarray:
@@ -52,10 +53,10 @@ class ModeReport:
             "eigenvalues": self.eigenvalues.tolist(),
             "explained_variance": self.explained.tolist(),
             "cumulative": self.cumulative.tolist(),
-            "modes": self.modes.T.tolist(),
-            "components": self.components.tolist(),
-            "tokens": self.tokens.tolist(),
-            "labels": {"modes": self.labels[0], "components": self.labels[1], "tokens": self.labels[2]},
+            self.keys[0]: self.modes.T.tolist(),
+            self.keys[1]: self.components.tolist(),
+            self.keys[2]: self.tokens.tolist(),
+            "labels": dict(zip(self.keys, self.labels, strict=True)),
         }
 
 
@@ -119,6 +120,7 @@ def _analog_report(run, top: int | None, from_data: Path | None) -> ModeReport:
             "K-L modes of the stored futures (K x horizon)",
             "Memory blend weight per forecast step",
         ),
+        ("key_modes", "value_modes", "blend"),
     )
 
 

@@ -18,6 +18,7 @@ from specmem_cli.data import SeriesTable
 from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.splits import Windows, infer_split_scheme, windows_that_fit
 from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.training import parallel
 from specmem_cli.training.run import RunRecord, dataset_label, fingerprint, train_run
 from specmem_cli.training.trainer import Reporter, training_device
@@ -93,6 +94,7 @@ def run_sweep(
         training_device(config.train.device)
     reporter = reporter or SweepReporter()
     config, table = plan_sweep(config, table)
+    check_models(config, table)
     grid = [(p, s) for p in config.data.pred_lens for s in config.seeds]
     singles = {(p, s): run_config(config, p, s) for p, s in grid}
     run_dirs = {(p, s): out_dir / run_name(config, p, s) for p, s in grid}
@@ -137,6 +139,16 @@ def run_sweep(
             else:
                 reporter.end_run(records[key])
     return [records[key] for key in grid]
+
+
+def check_models(config: ExperimentConfig, table: SeriesTable) -> None:
+    """Build each horizon's model on PyTorch's meta device (no weights allocated), so a bad model value
+    (``model.memory=tokens``) is reported before any run directory is looked at or anything trains."""
+    data = load_data(config, config.data.pred_lens[0], table)
+    params = resolve_step_parameters(config.model_name, config.model_params, data.time_axis.step, data.training_rows())
+    for pred_len in config.data.pred_lens:
+        with torch.device("meta"):
+            build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
 
 
 @contextlib.contextmanager
