@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from specmem_cli import __version__
-from specmem_cli.config import ExperimentConfig, config_from_dict, load_data
+from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, updated
 from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
@@ -173,9 +173,7 @@ class LoadedRun:
         """Re-prepare the training data set (or ``source``, a copy of it); an error if it no longer matches
         the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
         name = str(source) if source is not None else self.checkpoint.data_path or self.config.data.name
-        raw = self.config.to_dict()
-        raw["data"]["name"] = name
-        data = load_data(config_from_dict(raw), self.config.data.pred_lens[0])
+        data = load_data(updated(self.config, data={"name": name}), self.config.data.pred_lens[0])
         trained_on = self.checkpoint.data_sha256
         if trained_on and data.table.sha256 and trained_on != data.table.sha256:
             raise SpecmemError(

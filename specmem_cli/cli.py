@@ -300,6 +300,7 @@ def train(
         DEFAULT_PRESET,
         apply_overrides,
         load_config,
+        updated,
         with_model,
     )
     from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table
@@ -309,36 +310,30 @@ def train(
 
     preset = config or (DATA_DEFAULT_PRESET if data else DEFAULT_PRESET)
     base = load_config(preset)
-    settings = list(overrides or [])
-    features = features.value if features is not None else ("MS" if target is not None else None)
-    fill = fill.value if fill is not None else None
-    for key, value in (
-        ("data.date_col", date_col),
-        ("data.id_col", id_col),
-        ("data.value_cols", value_cols),
-        ("data.columns", columns),
-        ("data.target", target),
-        ("data.features", features),
-        ("data.fill", fill),
-    ):
-        if value is not None:
-            settings.append(f"{key}={json.dumps(value)}")
-    if pred_len:
-        settings.append(f"data.pred_lens={json.dumps(pred_len)}")
-    if seeds:
-        settings.append(f"seeds={json.dumps(seeds)}")
     if jobs < 1:
         raise SpecmemError("--jobs must be at least 1")
-    if threads_per_job is not None:
-        settings.append(f"train.threads={threads_per_job}")
-    if device is not None:
-        settings.append(f"train.device={json.dumps(device)}")
-    data_settings = [[f"data.name={json.dumps(name)}"] for name in data] if data else [[]]
-    experiments = [
-        apply_overrides(with_model(base, name), [*named, *settings])
-        for named in data_settings
-        for name in (models or [base.model_name])
-    ]
+    flags = {
+        "date_col": date_col,
+        "id_col": id_col,
+        "value_cols": value_cols,
+        "columns": columns,
+        "target": target,
+        "features": features.value if features is not None else ("MS" if target is not None else None),
+        "fill": fill.value if fill is not None else None,
+        "pred_lens": pred_len or None,
+    }
+    data_flags = {key: value for key, value in flags.items() if value is not None}
+    train_flags = {key: value for key, value in (("threads", threads_per_job), ("device", device)) if value is not None}
+
+    def experiment(name: str | None, model: str):
+        chosen = with_model(base, model)
+        if name is not None:
+            chosen = updated(chosen, data={"name": name})
+        if overrides:
+            chosen = apply_overrides(chosen, overrides)
+        return updated(chosen, data=data_flags, train=train_flags, seeds=seeds or None)
+
+    experiments = [experiment(name, model) for name in (data or [None]) for model in (models or [base.model_name])]
     labels = [(e.model_name, dataset_label(e.data.name)) for e in experiments]
     if len(set(labels)) < len(labels):
         repeated = next(label for label in labels if labels.count(label) > 1)

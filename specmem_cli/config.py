@@ -299,6 +299,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return loaded or {}
 
 
+def updated(
+    config: ExperimentConfig,
+    *,
+    data: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    seeds: list[int] | None = None,
+    source: str = "command line",
+) -> ExperimentConfig:
+    """``config`` with typed changes (command-line flags, one run's horizon and seed), checked as a config
+    file is: no round trip through dicts, strings and YAML."""
+    changed = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, **(data or {})),
+        train=dataclasses.replace(config.train, **(train or {})),
+        seeds=list(seeds) if seeds is not None else config.seeds,
+    )
+    _check_values(changed, source)
+    return changed
+
+
 def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
     """Apply ``section.key=value`` strings (values parsed as YAML: ``3``, ``0.1``, ``[96, 192]``, ``null``)."""
     raw = copy.deepcopy(config.to_dict())

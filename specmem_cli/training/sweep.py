@@ -13,7 +13,7 @@ import filelock
 import torch
 
 from specmem_cli.checkpoint import load_checkpoint
-from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, read_data
+from specmem_cli.config import ExperimentConfig, load_data, read_data, updated
 from specmem_cli.data import SeriesTable
 from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.splits import Windows, infer_split_scheme, windows_that_fit
@@ -40,10 +40,7 @@ def run_name(config: ExperimentConfig, pred_len: int, seed: int) -> str:
 
 def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> ExperimentConfig:
     """The single-run config stored with a run: one horizon, one seed."""
-    raw = config.to_dict()
-    raw["data"]["pred_lens"] = [pred_len]
-    raw["seeds"] = [seed]
-    return config_from_dict(raw)
+    return updated(config, data={"pred_lens": [pred_len]}, seeds=[seed], source=f"run (horizon {pred_len}, seed {seed})")
 
 
 def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tuple[ExperimentConfig, SeriesTable]:
