@@ -30,7 +30,17 @@ from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.models import build_model
 
 CHECKPOINT_FORMAT = "specmem-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+# Format 1 (specmem 0.1) grew fields without a version bump; files written before a field existed are
+# read with the value the 0.1 readers used in its place. Fields not listed here cannot be filled in.
+_FORMAT_1_FILLS: dict[str, Any] = {
+    "data_path": None,
+    "data_sha256": None,  # no content check: the file is trusted as it is
+    "reading": {},  # the default reading: dates found by content, every numeric column
+    "layout": None,  # wide format
+    "date_column": None,
+    "memory_at_eval": "reset",
+}
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,10 @@ def load_checkpoint(path: str | Path) -> RunCheckpoint:
             f"{path}: checkpoint of an unfinished run; rerun the same `specmem train` command to finish it"
         )
     version = document.get("format_version")
+    if version == 1:
+        fills = {**_FORMAT_1_FILLS, "table_columns": document.get("columns")}
+        document = {**{k: v for k, v in fills.items() if k not in document}, **document}
+        version = CHECKPOINT_VERSION
     if version != CHECKPOINT_VERSION:
         newer = isinstance(version, int) and version > CHECKPOINT_VERSION
         raise CheckpointError(
@@ -205,7 +219,8 @@ def load_run(path: str | Path) -> LoadedRun:
     prepare_for_evaluation(model, checkpoint.memory_at_eval)
     scaler = StandardScaler.from_state(checkpoint.scaler_mean.numpy(), checkpoint.scaler_scale.numpy())
     checkpoint_path = Path(path) / "checkpoint.pt" if Path(path).is_dir() else Path(path)
-    return LoadedRun(model, config_from_dict(checkpoint.config), checkpoint, scaler, checkpoint_path)
+    config = config_from_dict(checkpoint.config, source=str(checkpoint_path), stored=True)
+    return LoadedRun(model, config, checkpoint, scaler, checkpoint_path)
 
 
 def find_runs(path: Path) -> list[Path]:

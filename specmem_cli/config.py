@@ -54,7 +54,7 @@ def parse_yaml(text: str) -> Any:
 class DataConfig:
     """What to forecast: ``name`` is a dataset name (``synthetic``, ``ETTh1``, ...) or a CSV path.
 
-    ``seq_len``, ``label_len`` and ``pred_lens`` left empty take the data set's protocol
+    ``seq_len`` and ``pred_lens`` left empty take the data set's protocol
     (:func:`with_protocol`): look-back 36 and horizons 24-60 on ``national_illness``, 96 and 96-720 elsewhere.
     """
 
@@ -68,7 +68,6 @@ class DataConfig:
     split: str = "auto"
     fill: str | None = None
     seq_len: int | None = None
-    label_len: int | None = None
     pred_lens: list[int] | None = None
 
     def reading(self) -> Reading:
@@ -121,10 +120,26 @@ class ExperimentConfig:
 _SECTIONS = {"data": DataConfig, "train": TrainConfig}
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Build and validate a config; every key must be known (``model`` keys are checked by the model)."""
+# Keys that earlier versions had, and why they went: a stored run's config drops them, a user's config
+# is told to.
+REMOVED_KEYS = {
+    ("data", "label_len"): "targets hold the horizon only; a model that needs a decoder start takes it as its "
+    "own parameter (model.label_len for autoformer)",
+}
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config", stored: bool = False) -> ExperimentConfig:
+    """Build and validate a config; every key must be known (``model`` keys are checked by the model).
+
+    ``stored``: the config of a run written by an earlier specmem, whose removed keys are dropped.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (data, model, train, seeds)")
+    for (section, key), reason in REMOVED_KEYS.items():
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            if not stored:
+                raise ConfigError(f"{source}: '{section}.{key}' was removed ({reason}); delete it")
+            raw = {**raw, section: {k: v for k, v in raw[section].items() if k != key}}
     top_level = {f.name for f in dataclasses.fields(ExperimentConfig)}
     _reject_unknown(raw, top_level, source, prefix="")
     kwargs: dict[str, Any] = {}
@@ -169,10 +184,6 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
     need(
         data.seq_len is None or (_is_int(data.seq_len) and data.seq_len > 0), "data.seq_len must be a positive integer"
     )
-    need(
-        data.label_len is None or (_is_int(data.label_len) and 0 <= data.label_len <= (data.seq_len or data.label_len)),
-        "data.label_len must be in [0, seq_len]",
-    )
     for key in ("value_cols", "columns"):
         names = getattr(data, key)
         need(
@@ -207,18 +218,14 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
 
 
 def with_protocol(config: ExperimentConfig) -> ExperimentConfig:
-    """``config`` with its empty window settings taken from its data set's protocol (a look-back shorter
-    than the protocol's label length keeps half the look-back as label)."""
+    """``config`` with its empty window settings taken from its data set's protocol."""
     data = config.data
-    if None not in (data.seq_len, data.label_len, data.pred_lens):
+    if None not in (data.seq_len, data.pred_lens):
         return config
     protocol = protocol_for(data.name)
     seq_len = data.seq_len if data.seq_len is not None else protocol.seq_len
-    label_len = data.label_len if data.label_len is not None else min(protocol.label_len, seq_len // 2)
     pred_lens = data.pred_lens if data.pred_lens is not None else list(protocol.pred_lens)
-    return dataclasses.replace(
-        config, data=dataclasses.replace(data, seq_len=seq_len, label_len=label_len, pred_lens=pred_lens)
-    )
+    return dataclasses.replace(config, data=dataclasses.replace(data, seq_len=seq_len, pred_lens=pred_lens))
 
 
 def _device_type(name: str) -> str | None:
@@ -349,4 +356,4 @@ def read_data(config: ExperimentConfig) -> SeriesTable:
 def load_data(config: ExperimentConfig, pred_len: int, table: SeriesTable | None = None) -> PreparedData:
     data = config.data
     table = table if table is not None else read_data(config)
-    return prepare(table, data.seq_len, data.label_len, pred_len, data.features, data.target, data.split)
+    return prepare(table, data.seq_len, pred_len, data.features, data.target, data.split)

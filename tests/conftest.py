@@ -25,7 +25,7 @@ def isolated_data_dir(tmp_path, monkeypatch):
 def tiny_config(**sections):
     """A config that trains in about a second: synthetic data, a 16-wide model, a few steps."""
     raw = {
-        "data": {"name": "synthetic", "seq_len": 48, "label_len": 24, "pred_lens": [12]},
+        "data": {"name": "synthetic", "seq_len": 48, "pred_lens": [12]},
         "model": {
             "name": "klmemory",
             "d_model": 16,

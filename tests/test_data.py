@@ -25,15 +25,16 @@ def etth1():
 
 @pytest.mark.parametrize("pred_len", [96, 192, 336, 720])
 def test_etth1_matches_tsl_protocol(etth1, pred_len):
-    data = prepare(etth1, seq_len=96, label_len=48, pred_len=pred_len)
+    data = prepare(etth1, seq_len=96, pred_len=pred_len)
     counts = PROTOCOL["windows_seq96"][str(pred_len)]
     assert (len(data.train), len(data.val), len(data.test)) == (counts["train"], counts["val"], counts["test"])
     np.testing.assert_allclose(data.scaler.mean_, PROTOCOL["train_mean"], rtol=1e-9)
     np.testing.assert_allclose(data.scaler.scale_, PROTOCOL["train_std"], rtol=1e-9)
     inputs, targets, _ = data.test.batch(torch.tensor([0]))
     np.testing.assert_allclose(inputs[0, 0].numpy(), PROTOCOL["test_first_window_first_row_scaled"], atol=1e-6)
-    # the first predicted row sits label_len rows into the target window
-    np.testing.assert_allclose(targets[0, 48].numpy(), PROTOCOL["test_first_target_row_scaled_pl96"], atol=1e-6)
+    # a target is the horizon alone: its first row is the first predicted row
+    assert targets.shape == (1, pred_len, 7)
+    np.testing.assert_allclose(targets[0, 0].numpy(), PROTOCOL["test_first_target_row_scaled_pl96"], atol=1e-6)
     assert data.columns == PROTOCOL["columns"][1:]
 
 
@@ -43,18 +44,18 @@ def test_etth1_borders_ignore_rows_past_14400(etth1):
 
 
 def test_windows_are_views_matching_manual_slices():
-    data = prepare(synthetic_table(), seq_len=48, label_len=24, pred_len=12)
+    data = prepare(synthetic_table(), seq_len=48, pred_len=12)
     index = torch.tensor([0, 5, 17])
     inputs, targets, _ = data.train.batch(index)
     series = data.train.series
     for row, start in enumerate(index.tolist()):
         torch.testing.assert_close(inputs[row], series[start : start + 48])
-        torch.testing.assert_close(targets[row], series[start + 48 - 24 : start + 48 + 12])
+        torch.testing.assert_close(targets[row], series[start + 48 : start + 48 + 12])
     assert data.train._inputs.untyped_storage().data_ptr() == series.untyped_storage().data_ptr()
 
 
 def test_batches_cover_every_window_once_without_dropping():
-    data = prepare(synthetic_table(), seq_len=48, label_len=24, pred_len=12)
+    data = prepare(synthetic_table(), seq_len=48, pred_len=12)
     batches = list(data.val.batches(32, shuffle=True, generator=torch.Generator().manual_seed(0)))
     sizes = [inputs.shape[0] for inputs, *_ in batches]
     assert sizes == [32] * (len(data.val) // 32) + ([len(data.val) % 32] if len(data.val) % 32 else [])
@@ -70,8 +71,8 @@ def test_ratio_split_for_other_csvs():
 
 def test_feature_modes_put_target_last():
     table = synthetic_table()
-    single = prepare(table, 48, 24, 12, features="S")
-    many_to_one = prepare(table, 48, 24, 12, features="MS", target="HUFL")
+    single = prepare(table, 48, 12, features="S")
+    many_to_one = prepare(table, 48, 12, features="MS", target="HUFL")
     assert single.columns == ["OT"] and single.output_columns == ["OT"]
     assert many_to_one.columns[-1] == "HUFL" and many_to_one.output_columns == ["HUFL"]
     _, targets, _ = many_to_one.train.batch(torch.tensor([0]))
@@ -121,12 +122,12 @@ def test_missing_file_and_unknown_target(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_table(tmp_path / "absent.csv")
     with pytest.raises(DataError, match="unknown target column 'nope'"):
-        prepare(synthetic_table(), 48, 24, 12, features="S", target="nope")
+        prepare(synthetic_table(), 48, 12, features="S", target="nope")
 
 
 def test_series_too_short_for_a_split():
     with pytest.raises(DataError, match=r"the val split has .* too few for seq_len 96 \+ pred_len 96"):
-        prepare(synthetic_table(n_rows=600), 96, 48, 96)
+        prepare(synthetic_table(n_rows=600), 96, 96)
 
 
 @pytest.mark.parametrize("method", ["ffill", "interpolate"])

@@ -24,7 +24,7 @@ runner = CliRunner()
 
 def train_on_etth1(directory, policy):
     config = tiny_config(
-        data={"name": str(ETTH1), "seq_len": 96, "label_len": 48, "pred_lens": [24]},
+        data={"name": str(ETTH1), "seq_len": 96, "pred_lens": [24]},
         train={"epochs": 1, "max_steps": 6, "memory_at_eval": policy},
     )
     (record,) = run_sweep(config, directory)

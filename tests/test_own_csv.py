@@ -223,11 +223,11 @@ def test_durations_mean_something_on_any_clock():
 
 
 def test_short_series_shrink_the_default_windows_and_explicit_ones_are_named():
-    protocol = Windows(96, 48, [96, 192, 336, 720])
+    protocol = Windows(96, [96, 192, 336, 720])
     chosen, note = windows_that_fit(144, "ratio", protocol, None, None, "air.csv")
-    assert chosen == Windows(42, 21, [16]) and "using look-back 42 and horizon(s) 16" in note
+    assert chosen == Windows(42, [16]) and "using look-back 42 and horizon(s) 16" in note
     kept, none = windows_that_fit(17_420, "ett_hour", protocol, None, None, "ETTh1")
-    assert kept == Windows(96, 48, [96, 192, 336, 720]) and none is None
+    assert kept == Windows(96, [96, 192, 336, 720]) and none is None
     partial, _ = windows_that_fit(3_000, "ratio", protocol, None, None, "x.csv")
     assert partial.pred_lens == [96, 192]
     with pytest.raises(DataError, match=r"cannot hold horizon 24 with look-back 96; horizons up to 4 fit"):

@@ -27,11 +27,11 @@ WEATHER = SHARED / "data" / "weather" / "weather.csv"
 
 def test_each_protocol_and_its_borders(tmp_path):
     illness = protocol_for("national_illness")
-    assert (illness.seq_len, illness.label_len, illness.pred_lens) == (36, 18, (24, 36, 48, 60))
+    assert (illness.seq_len, illness.pred_lens) == (36, (24, 36, 48, 60))
     assert protocol_for("data/ETTm2.csv").split == "ett_minute" and protocol_for("ETTh2").split == "ett_hour"
     assert protocol_for("weather").split == "ratio" and protocol_for("my_sales.csv").pred_lens == (96, 192, 336, 720)
     config = with_protocol(config_from_dict({"data": {"name": str(tmp_path / "national_illness.csv")}}))
-    assert (config.data.seq_len, config.data.label_len, config.data.pred_lens) == (36, 18, [24, 36, 48, 60])
+    assert (config.data.seq_len, config.data.pred_lens) == (36, [24, 36, 48, 60])
     explicit = with_protocol(config_from_dict({"data": {"name": "national_illness", "seq_len": 104}}))
     assert (explicit.data.seq_len, explicit.data.pred_lens) == (104, [24, 36, 48, 60])
     assert set(KNOWN_DATASETS) >= {"ETTh1", "ETTh2", "ETTm1", "ETTm2", "weather", "electricity", "traffic"}
@@ -138,7 +138,7 @@ def gated_config(tmp_path, series: np.ndarray, **model):
     path = tmp_path / "series.csv"
     frame.to_csv(path, index=False)
     raw = load_config("default").to_dict()
-    raw["data"].update({"name": str(path), "pred_lens": [24], "seq_len": 48, "label_len": 24})
+    raw["data"].update({"name": str(path), "pred_lens": [24], "seq_len": 48})
     raw["model"].update(model)
     raw["train"].update({"epochs": 3})
     raw["seeds"] = [5]

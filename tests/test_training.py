@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from specmem_cli.checkpoint import load_checkpoint, load_run
@@ -259,7 +260,7 @@ def test_wide_data_is_scored_in_smaller_batches_with_the_same_metrics(monkeypatc
     from specmem_cli.training import trainer
 
     series = torch.randn(120, 40, generator=torch.Generator().manual_seed(0))
-    windows = WindowSet(series, 24, 0, 12, slice(0, 40))
+    windows = WindowSet(series, 24, 12, slice(0, 40))
     model = KLCycleForecaster(24, 12, 40, cycle_len=4, memory="off")
     assert trainer.evaluation_batch(256, windows) == 256  # 40 series x 256 windows fit in one batch
     whole = trainer.evaluate_windows(model, windows, 256, 40)
@@ -351,3 +352,24 @@ def test_a_bad_model_value_is_reported_before_the_run_directories_are_checked(tm
     run_sweep(tiny_config(), tmp_path)  # a finished run with other settings now sits in tmp_path
     with pytest.raises(ConfigError, match="projection must be one of"):
         run_sweep(tiny_config(model={"projection": "sparse"}), tmp_path)
+
+
+def test_a_removed_key_is_named_with_the_reason_and_a_stored_run_still_loads(finished_run, tmp_path):
+    with pytest.raises(ConfigError, match=r"'data\.label_len' was removed \(targets hold the horizon only"):
+        tiny_config(data={"name": "synthetic", "seq_len": 48, "label_len": 24, "pred_lens": [12]})
+    run_dir, _ = finished_run
+    old = yaml.safe_load((run_dir / "config.yaml").read_text())
+    old["data"]["label_len"] = 24  # as specmem 0.1 wrote it
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(old))
+    config = tiny_config()
+    assert run_sweep(config, run_dir.parent)[0].reused  # the same settings: reused, not refused
+
+
+def test_model_presets_hold_only_what_differs_from_the_model_defaults():
+    from specmem_cli.config import model_preset
+    from specmem_cli.models import MODELS, hyper_parameters
+
+    for name in MODELS:
+        defaults = hyper_parameters(name)
+        repeated = [k for k, v in model_preset(name).items() if k in defaults and defaults[k] == v]
+        assert not repeated, f"configs/models/{name}.yaml repeats defaults: {repeated}"

@@ -35,7 +35,6 @@ class Protocol:
 
     split: str = "ratio"  # ett_hour / ett_minute month borders, or 70/10/20 by rows
     seq_len: int = 96
-    label_len: int = 48
     pred_lens: tuple[int, ...] = (96, 192, 336, 720)
 
 
@@ -114,7 +113,7 @@ KNOWN_DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("electricity"),
         DatasetSpec("traffic"),
         DatasetSpec("exchange_rate"),
-        DatasetSpec("national_illness", protocol=Protocol(seq_len=36, label_len=18, pred_lens=(24, 36, 48, 60))),
+        DatasetSpec("national_illness", protocol=Protocol(seq_len=36, pred_lens=(24, 36, 48, 60))),
     )
 }
 

@@ -51,10 +51,9 @@ def split_borders(n_rows: int, seq_len: int, scheme: str) -> list[tuple[int, int
 
 @dataclass(frozen=True)
 class Windows:
-    """Look-back, decoder label and horizons of a sweep."""
+    """Look-back and horizons of a sweep."""
 
     seq_len: int
-    label_len: int
     pred_lens: list[int]
 
 
@@ -107,7 +106,7 @@ def windows_that_fit(
             f"{source}: splits of {train}/{val}/{test} rows cannot hold horizon {max(too_long)} with look-back "
             f"{look_back}; {shorter}{other} (--pred-len, --set data.seq_len=N)"
         )
-    chosen = Windows(look_back, min(protocol.label_len, look_back // 2), horizons)
+    chosen = Windows(look_back, horizons)
     shrunk_look_back = seq_len is None and look_back != protocol.seq_len
     shrunk_horizons = pred_lens is None and horizons != list(protocol.pred_lens)
     if not (shrunk_look_back or shrunk_horizons):
@@ -174,17 +173,14 @@ def channel_layout(columns: list[str], target: str, features: str) -> tuple[list
 def prepare(
     table: SeriesTable,
     seq_len: int,
-    label_len: int,
     pred_len: int,
     features: str = "M",
     target: str | None = None,
     scheme: str = "auto",
 ) -> PreparedData:
     """Split, scale (train statistics only) and window ``table`` as TSL does."""
-    if min(seq_len, pred_len) < 1 or not 0 <= label_len <= seq_len:
-        raise DataError(
-            f"need seq_len >= 1, pred_len >= 1 and 0 <= label_len <= seq_len (got {seq_len}, {pred_len}, {label_len})"
-        )
+    if min(seq_len, pred_len) < 1:
+        raise DataError(f"need seq_len >= 1 and pred_len >= 1 (got {seq_len}, {pred_len})")
     target = resolve_target(table.columns, target, table.source)
     inputs, outputs = channel_layout(table.columns, target, features)
     order = [table.columns.index(c) for c in inputs]
@@ -206,5 +202,5 @@ def prepare(
                 f"{longest} (--pred-len), or use a longer series"
             )
         positions = time_axis.positions(table.dates[start:end])
-        windows.append(WindowSet(scaled[start:end], seq_len, label_len, pred_len, output_channels, positions))
+        windows.append(WindowSet(scaled[start:end], seq_len, pred_len, output_channels, positions))
     return PreparedData(*windows, scaler, inputs, outputs, borders, table, time_axis)

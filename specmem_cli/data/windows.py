@@ -10,8 +10,8 @@ import torch
 class WindowSet:
     """All (input, target) windows of one split.
 
-    ``inputs`` is ``series`` rows ``[s, s + seq_len)``; ``targets`` is rows
-    ``[s + seq_len - label_len, s + seq_len + pred_len)`` of the output channels, for every start
+    ``inputs`` is ``series`` rows ``[s, s + seq_len)``; ``targets`` is the horizon, rows
+    ``[s + seq_len, s + seq_len + pred_len)`` of the output channels, for every start
     ``s`` with a complete target (TSL's count: ``rows - seq_len - pred_len + 1``).
     Both are strided views of one tensor: no window is copied until it is batched. ``positions``
     holds each series row's clock position (see :class:`~specmem_cli.data.calendar.TimeAxis`); a
@@ -22,19 +22,17 @@ class WindowSet:
         self,
         series: torch.Tensor,
         seq_len: int,
-        label_len: int,
         pred_len: int,
         output_channels: slice,
         positions: torch.Tensor | None = None,
     ):
-        self.seq_len, self.label_len, self.pred_len = seq_len, label_len, pred_len
+        self.seq_len, self.pred_len = seq_len, pred_len
         self.series = series
         self.count = series.shape[0] - seq_len - pred_len + 1
         if self.count < 1:
             raise ValueError("series shorter than seq_len + pred_len")
         self._inputs = series.unfold(0, seq_len, 1)[: self.count]  # [N, C, seq_len]
-        target_rows = series[seq_len - label_len :, output_channels]
-        self._targets = target_rows.unfold(0, label_len + pred_len, 1)[: self.count]  # [N, C_out, label+pred]
+        self._targets = series[seq_len:, output_channels].unfold(0, pred_len, 1)[: self.count]  # [N, C_out, pred_len]
         rows = torch.arange(series.shape[0]) if positions is None else positions
         self.positions = rows[: self.count]
 
@@ -42,7 +40,7 @@ class WindowSet:
         return self.count
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Inputs ``[B, seq_len, C]``, targets ``[B, label_len + pred_len, C_out]`` and positions ``[B]``."""
+        """Inputs ``[B, seq_len, C]``, targets ``[B, pred_len, C_out]`` and positions ``[B]``."""
         return self._inputs[index].transpose(1, 2), self._targets[index].transpose(1, 2), self.positions[index]
 
     def inputs_and_futures(self) -> tuple[torch.Tensor, torch.Tensor]:

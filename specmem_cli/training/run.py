@@ -26,7 +26,7 @@ from specmem_cli.data import PreparedData
 from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.memory import prepare_for_evaluation
-from specmem_cli.models import build_model, resolve_step_parameters
+from specmem_cli.models import build_model, hyper_parameters, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.trainer import TRAINING_STATE, Reporter, Resume, evaluate_windows, fit, seed_everything
 
@@ -54,12 +54,20 @@ def dataset_label(name: str) -> str:
 
 
 def fingerprint(config: ExperimentConfig) -> str:
-    """Identity of a run's settings, less those that never change its numbers' meaning (thread count,
-    allocator, device: they change rounding only), so a sweep can resume with other parallelism or hardware."""
-    raw = config.to_dict()
+    return settings_identity(config.to_dict())
+
+
+def settings_identity(raw: dict[str, Any]) -> str:
+    """Identity of a run's settings (a config dict, as stored in its ``config.yaml``): what can change what its
+    numbers mean. Thread count, allocator and device change rounding only, so a sweep can resume with
+    other parallelism or hardware; a model parameter left out counts as its default (a preset need not
+    repeat defaults); keys specmem has removed are dropped, so runs trained before still match."""
+    config = config_from_dict(raw, stored=True)
+    settings = config.to_dict()
     for key in ("threads", "reuse_freed_memory", "device"):
-        raw["train"].pop(key, None)
-    text = json.dumps(raw, sort_keys=True, default=str)
+        settings["train"].pop(key)
+    settings["model"] = {**hyper_parameters(config.model_name), **settings["model"]}
+    text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -175,7 +183,6 @@ def _finish_run(
     log = {**fit_log, "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
     (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
     document = {
-        "fingerprint": fingerprint(config),
         "data_sha256": data.table.sha256,
         "record": record.to_dict(),
         "fit": fit_log,

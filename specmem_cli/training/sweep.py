@@ -13,14 +13,14 @@ import filelock
 import torch
 
 from specmem_cli.checkpoint import load_checkpoint
-from specmem_cli.config import ExperimentConfig, load_data, read_data, updated
+from specmem_cli.config import ExperimentConfig, load_data, parse_yaml, read_data, updated
 from specmem_cli.data import SeriesTable
 from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.splits import Windows, infer_split_scheme, windows_that_fit
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.training import parallel
-from specmem_cli.training.run import RunRecord, dataset_label, fingerprint, train_run
+from specmem_cli.training.run import RunRecord, dataset_label, fingerprint, settings_identity, train_run
 from specmem_cli.training.trainer import Reporter, training_device
 
 log = logging.getLogger("specmem_cli.training")
@@ -40,7 +40,9 @@ def run_name(config: ExperimentConfig, pred_len: int, seed: int) -> str:
 
 def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> ExperimentConfig:
     """The single-run config stored with a run: one horizon, one seed."""
-    return updated(config, data={"pred_lens": [pred_len]}, seeds=[seed], source=f"run (horizon {pred_len}, seed {seed})")
+    return updated(
+        config, data={"pred_lens": [pred_len]}, seeds=[seed], source=f"run (horizon {pred_len}, seed {seed})"
+    )
 
 
 def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tuple[ExperimentConfig, SeriesTable]:
@@ -53,15 +55,14 @@ def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tu
     windows, note = windows_that_fit(
         table.n_rows,
         scheme,
-        Windows(protocol.seq_len, protocol.label_len, list(protocol.pred_lens)),
+        Windows(protocol.seq_len, list(protocol.pred_lens)),
         data.seq_len,
         data.pred_lens,
         table.source,
     )
     if note:
         log.info(note)
-    label_len = data.label_len if data.label_len is not None else windows.label_len
-    settled = dataclasses.replace(data, seq_len=windows.seq_len, label_len=label_len, pred_lens=windows.pred_lens)
+    settled = dataclasses.replace(data, seq_len=windows.seq_len, pred_lens=windows.pred_lens)
     return dataclasses.replace(config, data=settled), table
 
 
@@ -171,11 +172,11 @@ def _claim(run_dir: Path, wait: bool):
 
 def finished_record(run_dir: Path, config: ExperimentConfig, data_sha256: str | None = None) -> RunRecord | None:
     """The stored record of a finished run with the same config and data, None if it must be (re)done."""
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
+    metrics_path, settings_path = run_dir / "metrics.json", run_dir / "config.yaml"
+    if not metrics_path.is_file() or not settings_path.is_file():
         return None
     stored = json.loads(metrics_path.read_text())
-    if stored.get("fingerprint") != fingerprint(config):
+    if settings_identity(parse_yaml(settings_path.read_text())) != fingerprint(config):
         raise SpecmemError(
             f"{run_dir} holds a finished run with different settings; use another --out or delete that directory"
         )
