@@ -237,3 +237,16 @@ def test_the_cycle_through_the_linear_map_is_the_same_function_on_both_paths(mon
         results.append((value.detach(), model.cycle.grad.clone(), model.linear.weight.grad.clone()))
     for direct, through_fft in zip(*results, strict=True):
         torch.testing.assert_close(through_fft, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_the_overlap_mask_from_index_ranges_equals_the_distance_test():
+    from specmem_cli.memory.analog import _overlapping
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        size = int(torch.randint(1, 300, (1,), generator=generator))
+        stored = torch.randint(0, 500, (size,), generator=generator).sort().values  # sorted, with repeats
+        positions = torch.randint(-50, 550, (37,), generator=generator)
+        within = int(torch.randint(1, 120, (1,), generator=generator))
+        expected = (stored[None, :] - positions[:, None]).abs() < within
+        assert torch.equal(_overlapping(positions, stored, within), expected)

@@ -188,14 +188,25 @@ class AnalogMemory(ForecastMemory):
             scores = torch.addmm(keys.square().sum(dim=1), queries, keys.T, beta=-1.0, alpha=2.0).div_(self.temperature)
             stored = self.positions[start : start + KEY_BLOCK]
             if positions is not None and _may_overlap(positions, stored, exclude_within):
-                overlap = (stored[None, :] - positions[:, None]).abs() < exclude_within
-                scores.masked_fill_(overlap, float("-inf"))
+                scores.masked_fill_(_overlapping(positions, stored, exclude_within), float("-inf"))
             block_scores, block_index = scores.topk(min(self.top_k, scores.shape[1]), dim=1)
             merged_scores = torch.cat([best_scores, block_scores], dim=1)
             merged_index = torch.cat([best_index, block_index + start], dim=1)
             best_scores, pick = merged_scores.topk(min(self.top_k, merged_scores.shape[1]), dim=1)
             best_index = merged_index.gather(1, pick)
         return best_scores, best_index
+
+
+def _overlapping(positions: torch.Tensor, stored: torch.Tensor, exclude_within: int) -> torch.Tensor:
+    """``[q, k]``: whether stored start ``k`` lies within ``exclude_within`` steps of query ``q``'s start.
+
+    ``stored`` is sorted, so each query's overlap is one index range, found by binary search; comparing
+    column indices with the range ends is the same mask as ``|stored - position| < exclude_within``
+    without the two full-size integer temporaries (on weather's calibration, 15 s of 58 s went there)."""
+    first = torch.searchsorted(stored, positions - exclude_within, right=True)
+    end = torch.searchsorted(stored, positions + exclude_within)
+    columns = torch.arange(stored.shape[0], device=stored.device)
+    return (columns >= first[:, None]) & (columns < end[:, None])
 
 
 def _may_overlap(positions: torch.Tensor, stored: torch.Tensor, exclude_within: int) -> bool:
