@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from specmem_cli.cli import app
 from specmem_cli.models import MODELS, build_model
+from specmem_cli.models.memory_backbone import MemoryBackbone
 from specmem_cli.models.multires_conv import MultiresConv, tree_depth
 
-MEMORY_MODELS = sorted(name for name, cls in MODELS.items() if cls.supports_memory)
+MEMORY_MODELS = sorted(name for name, cls in MODELS.items() if issubclass(cls, MemoryBackbone))
 SMALL_MEMORY = {"memory": "spectral", "memory_depth": 16, "n_components": 4, "memory_tokens": 1, "d_model": 16}
 
 

@@ -115,8 +115,6 @@ class Autoformer(nn.Module):
     Calendar features are not used (specmem windows carry values only).
     """
 
-    supports_memory = False
-
     def __init__(
         self,
         seq_len: int,

@@ -17,8 +17,6 @@ class DLinear(nn.Module):
         individual: one pair of linear maps per channel instead of one shared pair.
     """
 
-    supports_memory = False
-
     def __init__(self, seq_len: int, pred_len: int, n_channels: int, moving_avg: int = 25, individual: bool = False):
         super().__init__()
         self.decomposition = SeriesDecomposition(moving_avg)

@@ -16,8 +16,6 @@ class ITransformer(nn.Module):
         use_norm: per-window normalisation of each variate (on in the paper).
     """
 
-    supports_memory = False
-
     def __init__(
         self,
         seq_len: int,

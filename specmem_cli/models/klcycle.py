@@ -50,7 +50,6 @@ class KLCycleForecaster(nn.Module):
     """
 
     uses_positions = True
-    supports_memory = False  # not the token plug-in contract (MemoryBackbone): its memory is an AnalogMemory
     step_parameters = ("cycle_len",)  # whole steps that a config may give as a duration or ``auto``
 
     def __init__(

@@ -21,7 +21,6 @@ from specmem_cli.memory import SpectralMemory
 class MemoryBackbone(nn.Module):
     """Base class giving a forecaster ``memory`` (a :class:`SpectralMemory` or None) and ``pooling``."""
 
-    supports_memory = True
     memory: SpectralMemory | None
 
     def attach_memory(self, d_model: int, memory: str, dropout: float = 0.0, **options) -> None:

@@ -27,8 +27,6 @@ class PatchTST(nn.Module):
         d_model, n_heads, d_ff, e_layers, dropout: the encoder's shape.
     """
 
-    supports_memory = False
-
     def __init__(
         self,
         seq_len: int,

@@ -66,8 +66,6 @@ class TimesNet(nn.Module):
         top_k: periods folded per block; num_kernels: inception branches (kernels 1, 3, ...).
     """
 
-    supports_memory = False
-
     def __init__(
         self,
         seq_len: int,

@@ -40,8 +40,6 @@ class TimeXer(nn.Module):
     Args: ``patch_len``, ``d_model``, ``n_heads``, ``d_ff``, ``e_layers``, ``dropout``, ``use_norm``.
     """
 
-    supports_memory = False
-
     def __init__(
         self,
         seq_len: int,
