@@ -4,7 +4,6 @@ processes, and handing the rest to one process or to workers (:mod:`specmem_cli.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -62,8 +61,7 @@ def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tu
     )
     if note:
         log.info(note)
-    settled = dataclasses.replace(data, seq_len=windows.seq_len, pred_lens=windows.pred_lens)
-    return dataclasses.replace(config, data=settled), table
+    return updated(config, data={"seq_len": windows.seq_len, "pred_lens": windows.pred_lens}), table
 
 
 def run_sweep(
