@@ -21,6 +21,8 @@ from specmem_cli import __version__
 from specmem_cli.errors import SpecmemError
 
 
+# Fixed choices, declared here so that `specmem --help` does not import torch; tests/test_training.py
+# checks each against the library's own list.
 class Split(str, Enum):
     test = "test"
     val = "val"

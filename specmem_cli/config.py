@@ -22,9 +22,9 @@ from specmem_cli.data import PreparedData, SeriesTable, load_table, prepare
 from specmem_cli.data.registry import protocol_for, registry
 from specmem_cli.data.table import Reading
 from specmem_cli.errors import ConfigError
+from specmem_cli.memory.contract import EVALUATION_POLICIES
 from specmem_cli.models import check_parameters
 
-MEMORY_AT_EVAL = ("reset", "frozen")
 LR_SCHEDULES = ("type1", "type3", "constant")
 LOSSES = ("mse", "huber")
 DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -204,7 +204,10 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
         train.max_steps is None or (_is_int(train.max_steps) and train.max_steps > 0),
         "train.max_steps must be a positive integer or null",
     )
-    need(train.memory_at_eval in MEMORY_AT_EVAL, f"train.memory_at_eval must be one of {', '.join(MEMORY_AT_EVAL)}")
+    need(
+        train.memory_at_eval in EVALUATION_POLICIES,
+        f"train.memory_at_eval must be one of {', '.join(EVALUATION_POLICIES)}",
+    )
     need(
         train.threads is None or (_is_int(train.threads) and train.threads > 0),
         "train.threads must be a positive integer",

@@ -373,3 +373,16 @@ def test_model_presets_hold_only_what_differs_from_the_model_defaults():
         defaults = hyper_parameters(name)
         repeated = [k for k, v in model_preset(name).items() if k in defaults and defaults[k] == v]
         assert not repeated, f"configs/models/{name}.yaml repeats defaults: {repeated}"
+
+
+def test_the_cli_choices_are_the_library_choices():
+    from specmem_cli import cli
+    from specmem_cli.data.splits import FEATURE_MODES, SPLIT_NAMES
+    from specmem_cli.data.table import FILL_METHODS
+    from specmem_cli.training.parallel import BACKENDS
+
+    def values(choices):
+        return {choice.value for choice in choices}
+
+    assert values(cli.Features) == set(FEATURE_MODES) and values(cli.Fill) == set(FILL_METHODS)
+    assert values(cli.Backend) == set(BACKENDS) and values(cli.Split) == set(SPLIT_NAMES) - {"train"}
