@@ -4,7 +4,8 @@ Written atomically (temporary file, then rename) and marked complete only after 
 evaluation, so an interrupted run never leaves a file that `evaluate` or `forecast` would accept.
 Loaded with ``weights_only=True``: a checkpoint can never execute code. Adding a field to
 :class:`RunCheckpoint` means raising :data:`CHECKPOINT_VERSION`: files of another version are refused
-with a one-line reason, never read with fallbacks.
+with a one-line reason. The one exception is format 1, whose missing fields are filled in one place
+(:data:`_FORMAT_1_FILLS`) with the values the 0.1 readers used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,24 +68,14 @@ class RunCheckpoint:
     memory_at_eval: str  # the policy every score of this run is taken under
 
 
-_KINDS: dict[str, tuple[type, ...]] = {
-    "model_name": (str,),
-    "model_params": (dict,),
-    "state_dict": (dict,),
-    "config": (dict,),
-    "data_path": (str, type(None)),
-    "data_sha256": (str, type(None)),
-    "scaler_mean": (torch.Tensor,),
-    "scaler_scale": (torch.Tensor,),
-    "columns": (list,),
-    "table_columns": (list,),
-    "output_columns": (list,),
-    "date_column": (str, type(None)),
-    "reading": (dict,),
-    "layout": (dict, type(None)),
-    "time_axis": (dict,),
-    "memory_at_eval": (str,),
-}
+def _kinds(hint: Any) -> tuple[type, ...]:
+    """The runtime types a field's annotation allows (``str | None`` -> ``(str, NoneType)``, ``list[str]`` -> ``(list,)``)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return tuple(typing.get_origin(option) or option for option in options)
+
+
+# what the reader checks, read off RunCheckpoint's annotations so the two cannot drift apart
+_KINDS = {name: _kinds(hint) for name, hint in typing.get_type_hints(RunCheckpoint).items()}
 
 
 def atomic_write(path: Path, write: Any) -> None:
