@@ -4,8 +4,9 @@ Written atomically (temporary file, then rename) and marked complete only after 
 evaluation, so an interrupted run never leaves a file that `evaluate` or `forecast` would accept.
 Loaded with ``weights_only=True``: a checkpoint can never execute code. Adding a field to
 :class:`RunCheckpoint` means raising :data:`CHECKPOINT_VERSION`: files of another version are refused
-with a one-line reason. The one exception is format 1, whose missing fields are filled in one place
-(:data:`_FORMAT_1_FILLS`) with the values the 0.1 readers used.
+with a one-line reason. Older formats are read with their missing fields filled in one place
+(:data:`_OLDER_FORMAT_FILLS`): format 1 with the values the 0.1 readers used, format 2 without intervals
+(``specmem calibrate`` adds them).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, up
 from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.intervals import IntervalCalibration, IntervalError
 from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.models import build_model
 
 CHECKPOINT_FORMAT = "specmem-checkpoint"
-CHECKPOINT_VERSION = 2
-# Format 1 (specmem 0.1) grew fields without a version bump; files written before a field existed are
-# read with the value the 0.1 readers used in its place. Fields not listed here cannot be filled in.
+CHECKPOINT_VERSION = 3
+# What an older file lacks, and the value it is read with. Format 1 (specmem 0.1) grew fields without a
+# version bump: a file written before a field existed is read with the value the 0.1 readers used in its
+# place. Format 2 predates interval calibration. Fields not listed here cannot be filled in.
 _FORMAT_1_FILLS: dict[str, Any] = {
     "data_path": None,
     "data_sha256": None,  # no content check: the file is trusted as it is
@@ -43,7 +46,9 @@ _FORMAT_1_FILLS: dict[str, Any] = {
     "layout": None,  # wide format
     "date_column": None,
     "memory_at_eval": "reset",
+    "intervals": None,
 }
+_OLDER_FORMAT_FILLS: dict[int, dict[str, Any]] = {1: _FORMAT_1_FILLS, 2: {"intervals": None}}
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class RunCheckpoint:
     layout: dict[str, Any] | None  # long-format id/value columns, if the file was long
     time_axis: dict[str, Any]  # the training clock
     memory_at_eval: str  # the policy every score of this run is taken under
+    intervals: dict[str, Any] | None  # IntervalCalibration.to_state(), None for a run saved before it existed
 
 
 def _kinds(hint: Any) -> tuple[type, ...]:
@@ -142,8 +148,10 @@ def load_checkpoint(path: str | Path) -> RunCheckpoint:
             f"{path}: checkpoint of an unfinished run; rerun the same `specmem train` command to finish it"
         )
     version = document.get("format_version")
-    if version == 1:
-        fills = {**_FORMAT_1_FILLS, "table_columns": document.get("columns")}
+    if version in _OLDER_FORMAT_FILLS:
+        fills = dict(_OLDER_FORMAT_FILLS[version])
+        if version == 1:
+            fills["table_columns"] = document.get("columns")
         document = {**{k: v for k, v in fills.items() if k not in document}, **document}
         version = CHECKPOINT_VERSION
     if version != CHECKPOINT_VERSION:
@@ -175,6 +183,15 @@ class LoadedRun:
     checkpoint: RunCheckpoint
     scaler: StandardScaler
     path: Path
+
+    def calibration(self) -> IntervalCalibration:
+        """The run's interval calibration, or a one-line error saying how to add it."""
+        if self.checkpoint.intervals is None:
+            raise IntervalError(
+                f"{self.path} was saved before specmem calibrated intervals; add them with "
+                f"`specmem calibrate {self.path.parent}` (reads the training file's validation split)"
+            )
+        return IntervalCalibration.from_state(self.checkpoint.intervals)
 
     def data(self, source: str | Path | None = None) -> PreparedData:
         """Re-prepare the training data set (or ``source``, a copy of it); an error if it no longer matches

@@ -52,6 +52,14 @@ def _is_number(token: str) -> bool:
     return True
 
 
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_setting(token: str) -> bool:
     return "=" in token
 
@@ -72,6 +80,8 @@ LIST_OPTIONS = {
         "--value-col": _any_value,
     },
     "import-published": {"--set": _is_setting},
+    "evaluate": {"--quantiles": _is_float},
+    "forecast": {"--quantiles": _is_float, "--series": _any_value},
 }
 
 
@@ -88,7 +98,7 @@ class MultiValueGroup(TyperGroup):
         accepts = LIST_OPTIONS.get(args[0], {}) if args else {}
         expanded, current = [], None
         for token in args:
-            if token.startswith("-") and not _is_number(token):
+            if token.startswith("-") and not _is_float(token):
                 current = token if token in accepts else None
                 expanded.append(token)
             elif current is not None and accepts[current](token):
@@ -386,6 +396,14 @@ def evaluate(
             "--sanity", help="Also run destructive checks (shuffled/noise inputs, memory zeroed/frozen/reset)."
         ),
     ] = False,
+    quantiles: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--quantiles",
+            help="Score intervals at these levels, e.g. --quantiles 0.05 0.1 0.5 0.9 0.95: coverage and mean width of "
+            "each central pair, pinball loss over all (default 0.1 0.5 0.9 where the run is calibrated).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON on stdout.")] = False,
 ) -> None:
     """Recompute metrics from checkpoints alone; prints the same table as `train`."""
@@ -397,7 +415,7 @@ def evaluate(
 
     split = split.value
     runs = find_runs(path)
-    records = [evaluate_run(run, split) for run in runs]
+    records = [evaluate_run(run, split, quantiles) for run in runs]
     stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, {split} split"))
     checks = {}
     if sanity:
@@ -412,6 +430,31 @@ def evaluate(
                 **({"sanity": checks} if sanity else {}),
             }
         )
+
+
+@app.command()
+@user_errors
+def calibrate(
+    path: Annotated[
+        Path, typer.Argument(help="A run directory, a checkpoint file, or a sweep directory holding runs.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON on stdout.")] = False,
+) -> None:
+    """(Re)calibrate forecast intervals of finished runs on their training file's validation split.
+
+    Runs trained by this specmem are calibrated already; this gives runs saved before intervals existed
+    what `forecast --quantiles` and `evaluate --quantiles` need. The weights are not touched; each
+    checkpoint is rewritten atomically and the table shows the test split's interval scores.
+    """
+    from specmem_cli.checkpoint import find_runs
+    from specmem_cli.render import results_table, stderr
+    from specmem_cli.training.run import calibrate_run
+    from specmem_cli.training.summary import summary_by_data_set
+
+    records = [calibrate_run(run) for run in find_runs(path)]
+    stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, calibrated; test split"))
+    if as_json:
+        _emit_json({"runs": [r.to_dict() for r in records], "summary": summary_by_data_set(records)})
 
 
 @app.command(name="import-published")
@@ -465,17 +508,48 @@ def forecast(
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv, parquet or json (default: from the extension).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    quantiles: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--quantiles",
+            help="Also write these quantiles, e.g. --quantiles 0.1 0.5 0.9 (columns OT_q0.1, ...), calibrated on the "
+            "run's validation windows (split-conformal, per step and series).",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also draw a fan chart (.png, .svg or .pdf): the input, the forecast, shaded --quantiles intervals "
+            "and actuals where the file has them; the last forecast of a --rolling backtest."
+        ),
+    ] = None,
+    series: Annotated[
+        list[str] | None,
+        typer.Option("--series", help="Series to draw in --plot (default: the first 6)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output (and plot) files.")] = False,
 ) -> None:
     """Forecast the next pred_len steps of a CSV with a trained model and write them to a file."""
+    from specmem_cli.inference.fan_chart import chosen_series, plot_forecast, plot_format
     from specmem_cli.inference.forecast import check_output, output_format, write_forecast
     from specmem_cli.inference.forecast import forecast as run_forecast
     from specmem_cli.render import stderr
 
     chosen = output_format(output, fmt)
     check_output(output, overwrite)  # before the forecast, so a wrong --output costs nothing
-    result = run_forecast(checkpoint, input_csv, start=start, rolling=rolling, freq=freq)
+    if plot is not None:
+        plot_format(plot)
+        check_output(plot, overwrite, option="--plot")
+        if plot.resolve() == output.resolve():
+            raise SpecmemError("--plot and --output name the same file; give the figure its own path")
+    if series and plot is None:
+        raise SpecmemError("--series chooses what --plot draws; add --plot FILE.png")
+    result = run_forecast(checkpoint, input_csv, start=start, rolling=rolling, freq=freq, quantiles=quantiles)
+    if plot is not None:
+        chosen_series(result.columns, series)  # a --series typo is an error before anything is written
     write_forecast(result, output, chosen, overwrite)
+    if plot is not None:
+        plot_forecast(result, plot, series)
     scored = [w for w in result.windows if w.mse is not None]
     stderr.print(f"memory: {result.metadata['memory']}", highlight=False, markup=False)
     summary = (
@@ -488,6 +562,10 @@ def forecast(
         highlight=False,
         markup=False,
     )
+    if "intervals" in result.metadata:
+        stderr.print(f"quantiles: {result.metadata['intervals']}", highlight=False, markup=False)
+    if plot is not None:
+        stderr.print(f"fan chart in {plot}", highlight=False, markup=False)
 
 
 @app.command(name="inspect-modes")

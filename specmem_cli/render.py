@@ -43,7 +43,9 @@ def error(message: str) -> None:
 
 
 def results_table(records: Sequence[RunRecord], title: str) -> Table:
-    """One row per horizon, an (MSE, MAE) column pair per seed, then mean ± std; last row averages horizons."""
+    """One row per horizon, an (MSE, MAE) column pair per seed, then mean ± std; last row averages horizons.
+    Calibrated runs add the coverage and mean width of each central interval and the pinball loss (scaled
+    units, means over seeds)."""
     seeds = sorted({r.seed for r in records})
     lookup = {(r.pred_len, r.seed): r for r in records}
     summary = summarise(records)
@@ -54,6 +56,13 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
         table.add_column(f"{seed} MAE", justify="right")
     table.add_column("MSE mean ± std", justify="right", style="bold")
     table.add_column("MAE mean ± std", justify="right", style="bold")
+    scored = [stats.get("intervals") for stats in summary["horizons"].values()]
+    with_intervals = bool(scored) and all(scored)
+    if with_intervals:
+        names = "/".join(scored[0]["coverage"])
+        table.add_column(f"coverage {names}%" if names else "coverage", justify="right")
+        table.add_column("width", justify="right")
+        table.add_column("pinball", justify="right")
     for pred_len, stats in summary["horizons"].items():
         cells = []
         for seed in seeds:
@@ -64,6 +73,7 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
             *cells,
             f"{stats['mse']:.4f} ± {stats['mse_std']:.4f}",
             f"{stats['mae']:.4f} ± {stats['mae_std']:.4f}",
+            *(_interval_cells(stats["intervals"]) if with_intervals else []),
         )
     if len(summary["horizons"]) > 1:
         average = summary["average"]
@@ -73,9 +83,19 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
             *cells,
             f"{average['mse']:.4f} ± {average['mse_std']:.4f}",
             f"{average['mae']:.4f} ± {average['mae_std']:.4f}",
+            *(_interval_cells(average["intervals"]) if with_intervals and "intervals" in average else []),
             style="italic",
         )
     return table
+
+
+def _interval_cells(intervals: dict) -> list[str]:
+    """Coverage and width of each central interval (``a/b`` for several), and the pinball loss (mean ± std)."""
+    return [
+        "/".join(f"{value:.3f}" for value in intervals["coverage"].values()) or "-",
+        "/".join(f"{value:.3f}" for value in intervals["width"].values()) or "-",
+        f"{intervals['pinball']:.4f} ± {intervals['pinball_std']:.4f}",
+    ]
 
 
 def comparison_table(records_by_model: dict[str, Sequence[RunRecord]]) -> Table:

@@ -49,7 +49,7 @@ def etth1_frame():
 def test_forecast_round_trips_the_first_test_window(frozen_run, etth1_frame):
     run = load_run(frozen_run)
     data = run.data()
-    prediction, _ = next(predict_windows(run.model, data.test, 32, data.n_outputs))
+    prediction, *_ = next(predict_windows(run.model, data.test, 32, data.n_outputs))
     expected = run.scaler.inverse_transform(prediction[0].double().numpy())
     first_target = etth1_frame["date"][11520]  # the test split's first target row (TSL border)
     result = forecast(frozen_run, ETTH1, start=first_target)

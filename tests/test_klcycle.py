@@ -140,7 +140,7 @@ def test_forecast_matches_the_test_window_on_a_file_that_starts_later(klcycle_ru
     """The cycle's phase comes from timestamps, so dropping the first 5 rows of the file changes nothing."""
     run = load_run(klcycle_run.run_dir)
     data = run.data()
-    prediction, _ = next(predict_windows(run.model, data.test, 32, data.n_outputs))
+    prediction, *_ = next(predict_windows(run.model, data.test, 32, data.n_outputs))
     expected = run.scaler.inverse_transform(prediction[0].double().numpy())
     frame = pd.read_csv(ETTH1)
     shorter = tmp_path / "later.csv"

@@ -20,6 +20,7 @@ from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
+from specmem_cli.intervals import check_levels, input_spread, level_name
 from specmem_cli.memory import memory_of
 from specmem_cli.models import forecast as run_model
 
@@ -34,6 +35,7 @@ class WindowForecast:
     actual: np.ndarray | None  # same shape, NaN past the end of the file
     mse: float | None = None  # on scaled values, as in training, when every actual exists
     mae: float | None = None
+    quantiles: dict[float, np.ndarray] = field(default_factory=dict)  # level -> [pred_len, outputs], original units
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ForecastResult:
     metadata: dict = field(default_factory=dict)
     layout: LongLayout | None = None  # the input was long format: write the forecasts back in it
     date_column: str = "date"
+    history: pd.DataFrame | None = None  # the last window's input rows (outputs, original units), for plots
 
 
 def memory_description(run: LoadedRun) -> str:
@@ -107,13 +110,18 @@ def forecast(
     start: str | None = None,
     rolling: int | None = None,
     freq: str | None = None,
+    quantiles: list[float] | None = None,
 ) -> ForecastResult:
     """Forecast from the end of ``input_csv``, from ``start``, or every ``rolling`` rows from ``start``.
 
     Forecast timestamps follow the training clock from each origin's last input row; actuals are
-    matched by timestamp (a gap in the file leaves them empty, never shifted).
+    matched by timestamp (a gap in the file leaves them empty, never shifted). ``quantiles`` adds each
+    level's forecast beside the point forecast, from the run's validation calibration
+    (:mod:`specmem_cli.intervals`).
     """
     run = load_run(checkpoint)
+    calibration = run.calibration() if quantiles is not None else None
+    levels = check_levels(quantiles, calibration) if quantiles is not None else None
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
     seq_len, pred_len = run.config.data.seq_len, run.config.data.pred_lens[0]
@@ -159,6 +167,13 @@ def forecast(
         if np.isfinite(known).all():
             error = prediction - known
             result.mse, result.mae = float((error**2).mean()), float(np.abs(error).mean())
+        if levels is not None:
+            spread = input_spread(torch.from_numpy(window)[None], n_out)
+            bounds = prediction[None] + calibration.offsets(levels, spread)[0]
+            result.quantiles = {
+                float(level): run.scaler.inverse_transform(bound, slice(-n_out, None))
+                for level, bound in zip(levels, bounds, strict=True)
+            }
         windows.append(result)
     layout = run.checkpoint.layout
     metadata = {
@@ -172,8 +187,17 @@ def forecast(
         "units": "original (inverse of the training scaler)",
         "metrics_units": "scaled, as in training",
     }
+    if levels is not None:
+        metadata["quantile_levels"] = [float(level) for level in levels]
+        metadata["intervals"] = calibration.describe()
     result_layout = LongLayout.from_state(layout) if layout else None
-    return ForecastResult(outputs, windows, metadata, result_layout, table.date_column)
+    last = origins[-1]
+    history = pd.DataFrame(
+        values[last - seq_len : last, -n_out:],
+        columns=outputs,
+        index=written_like(_in_zone(table.dates[last - seq_len : last], table.timezone), table.date_reading),
+    )
+    return ForecastResult(outputs, windows, metadata, result_layout, table.date_column, history)
 
 
 def _actuals(table: SeriesTable, scaled_outputs: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
@@ -233,6 +257,9 @@ def to_frame(result: ForecastResult) -> pd.DataFrame:
 def _wide_part(result: ForecastResult, window: WindowForecast) -> pd.DataFrame:
     frame = pd.DataFrame(window.forecast, columns=result.columns)
     frame.insert(0, result.date_column, window.dates)
+    for index, column in enumerate(result.columns):
+        for level, values in window.quantiles.items():
+            frame[f"{column}_q{level_name(level)}"] = values[:, index]
     if window.actual is not None:
         for index, column in enumerate(result.columns):
             frame[f"{column}_actual"] = window.actual[:, index]
@@ -246,6 +273,8 @@ def _long_parts(result: ForecastResult, window: WindowForecast) -> list[pd.DataF
         series, value = keys[column]
         columns = by_series.setdefault(series, {})
         columns[value] = window.forecast[:, index]
+        for level, values in window.quantiles.items():
+            columns[f"{value}_q{level_name(level)}"] = values[:, index]
         if window.actual is not None:
             columns[f"{value}_actual"] = window.actual[:, index]
     return [
@@ -266,6 +295,7 @@ def to_json(result: ForecastResult) -> dict:
                 "origin": str(w.dates[0]),
                 "dates": [str(d) for d in w.dates],
                 "forecast": clean(w.forecast),
+                **({"quantiles": {level_name(q): clean(v) for q, v in w.quantiles.items()}} if w.quantiles else {}),
                 "actual": clean(w.actual),
                 "mse": w.mse,
                 "mae": w.mae,
@@ -275,13 +305,13 @@ def to_json(result: ForecastResult) -> dict:
     }
 
 
-def check_output(path: Path, overwrite: bool) -> None:
+def check_output(path: Path, overwrite: bool, option: str = "--output") -> None:
     """Refuse to replace an existing file without ``overwrite``, or to write into a missing or read-only directory."""
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists; pass --overwrite to replace it")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir() or not os.access(directory, os.W_OK):
-        raise DataError(f"cannot write to {directory}: not an existing writable directory; choose another --output")
+        raise DataError(f"cannot write to {directory}: not an existing writable directory; choose another {option}")
 
 
 def write_forecast(result: ForecastResult, path: Path, fmt: str, overwrite: bool) -> None:

@@ -12,19 +12,27 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from specmem_cli.checkpoint import RunCheckpoint, atomic_write, load_run, save_checkpoint
+from specmem_cli.checkpoint import LoadedRun, RunCheckpoint, atomic_write, load_run, save_checkpoint
 from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, with_protocol
 from specmem_cli.data import PreparedData
 from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.intervals import (
+    DEFAULT_LEVELS,
+    CalibrationCollector,
+    IntervalCalibration,
+    IntervalScorer,
+    check_levels,
+)
 from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.models import build_model, hyper_parameters, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
@@ -44,6 +52,7 @@ class RunRecord:
     run_dir: str
     seconds: float
     reused: bool = False
+    intervals: dict | None = None  # IntervalScorer.result() on the same split, if the run is calibrated
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,12 +173,15 @@ def _finish_run(
     fit_log: dict,
     seconds: float,
 ) -> RunRecord:
-    """Checkpoint (with the model's resolved ``params``), score the test split once, write the metrics."""
+    """Calibrate intervals on validation, checkpoint (with the model's resolved ``params``), score the test
+    split once (points and intervals), write the metrics."""
     if not (run_dir / "config.yaml").is_file():
         raise SpecmemError(f"{run_dir} was deleted while its run trained; nothing was saved for it, rerun to train it")
     prepare_for_evaluation(model, config.train.memory_at_eval)  # what the run is scored and saved with
-    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, config, params, data))
-    test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs)
+    calibration = calibrate(model, data, config.train.batch_size)
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, config, params, data, calibration))
+    scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
+    test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs, each_batch=scorer.add)
     record = RunRecord(
         config.model_name,
         dataset_label(config.data.name),
@@ -179,6 +191,7 @@ def _finish_run(
         test.mae,
         str(run_dir),
         round(seconds, 3),
+        intervals=scorer.result(),
     )
     log = {**fit_log, "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
     (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
@@ -191,8 +204,19 @@ def _finish_run(
     return record
 
 
+def calibrate(model: nn.Module, data: PreparedData, batch_size: int) -> IntervalCalibration:
+    """The model's interval calibration from its validation windows (see :mod:`specmem_cli.intervals`)."""
+    collector = CalibrationCollector(data.val.pred_len, data.n_outputs)
+    evaluate_windows(model, data.val, batch_size, data.n_outputs, each_batch=collector.add)
+    return collector.finish()
+
+
 def _checkpoint(
-    model: nn.Module, config: ExperimentConfig, params: dict[str, Any], data: PreparedData
+    model: nn.Module,
+    config: ExperimentConfig,
+    params: dict[str, Any],
+    data: PreparedData,
+    calibration: IntervalCalibration,
 ) -> RunCheckpoint:
     source = resolve_data_path(config.data.name, registry(config.datasets))
     return RunCheckpoint(
@@ -213,21 +237,58 @@ def _checkpoint(
         layout=data.table.layout.to_state() if data.table.layout else None,
         time_axis=data.time_axis.to_state(),
         memory_at_eval=config.train.memory_at_eval,
+        intervals=calibration.to_state(),
     )
 
 
-def evaluate_run(path: Path, split: str = "test") -> RunRecord:
-    """Recompute a finished run's metrics on ``split`` from its checkpoint alone."""
+def evaluate_run(path: Path, split: str = "test", levels: list[float] | None = None) -> RunRecord:
+    """Recompute a finished run's metrics on ``split`` from its checkpoint alone, with its intervals at
+    ``levels`` (default :data:`DEFAULT_LEVELS`, and then only if the run is calibrated)."""
     run = load_run(path)
     data = run.data()
-    metrics = evaluate_windows(run.model, data.split(split), run.config.train.batch_size, data.n_outputs)
+    scorer = _scorer(run, levels)
+    windows = data.split(split)
+    each_batch = scorer.add if scorer is not None else None
+    metrics = evaluate_windows(run.model, windows, run.config.train.batch_size, data.n_outputs, each_batch=each_batch)
+    return _record(run, metrics.mse, metrics.mae, scorer.result() if scorer is not None else None)
+
+
+def _scorer(run: LoadedRun, levels: list[float] | None) -> IntervalScorer | None:
+    if levels is None and run.checkpoint.intervals is None:
+        return None
+    calibration = run.calibration()
+    return IntervalScorer(calibration, check_levels(levels or DEFAULT_LEVELS, calibration))
+
+
+def _record(run: LoadedRun, mse: float, mae: float, intervals: dict | None) -> RunRecord:
     return RunRecord(
         run.config.model_name,
         dataset_label(run.config.data.name),
         run.config.data.pred_lens[0],
         run.config.seeds[0],
-        metrics.mse,
-        metrics.mae,
+        mse,
+        mae,
         str(run.path.parent),
         0.0,
+        intervals=intervals,
     )
+
+
+def calibrate_run(path: Path) -> RunRecord:
+    """Give a run saved before intervals existed (or recalibrate one) its interval calibration, from its
+    training file's validation split; the checkpoint is rewritten atomically (its weights untouched), and
+    a finished run's ``metrics.json`` gains the test split's interval scores. Returns the test record."""
+    run = load_run(path)
+    data = run.data()
+    calibration = calibrate(run.model, data, run.config.train.batch_size)
+    save_checkpoint(run.path, replace(run.checkpoint, intervals=calibration.to_state()))
+    scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
+    metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs, each_batch=scorer.add)
+    record = _record(run, metrics.mse, metrics.mae, scorer.result())
+    metrics_path = run.path.parent / "metrics.json"
+    if metrics_path.is_file():
+        document = json.loads(metrics_path.read_text())
+        document["record"]["intervals"] = record.intervals
+        text = json.dumps(document, indent=2) + "\n"
+        atomic_write(metrics_path, lambda temp: temp.write_text(text))
+    return record

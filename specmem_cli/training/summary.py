@@ -25,6 +25,9 @@ def summarise(records: Sequence[RunRecord]) -> dict:
         mse, mse_std = mean_std([r.mse for r in runs])
         mae, mae_std = mean_std([r.mae for r in runs])
         horizons[pred_len] = {"mse": mse, "mse_std": mse_std, "mae": mae, "mae_std": mae_std, "seeds": len(runs)}
+        intervals = summarise_intervals(runs)
+        if intervals is not None:
+            horizons[pred_len]["intervals"] = intervals
     seeds = sorted({r.seed for r in records})
     per_seed = {
         s: {metric: statistics.fmean(getattr(r, metric) for r in records if r.seed == s) for metric in ("mse", "mae")}
@@ -32,15 +35,28 @@ def summarise(records: Sequence[RunRecord]) -> dict:
     }
     avg_mse, avg_mse_std = mean_std([v["mse"] for v in per_seed.values()])
     avg_mae, avg_mae_std = mean_std([v["mae"] for v in per_seed.values()])
+    average = {"mse": avg_mse, "mse_std": avg_mse_std, "mae": avg_mae, "mae_std": avg_mae_std, "per_seed": per_seed}
+    intervals = summarise_intervals(records)
+    if intervals is not None and all("intervals" in stats for stats in horizons.values()):
+        per_seed_pinball = [statistics.fmean(r.intervals["pinball"] for r in records if r.seed == s) for s in seeds]
+        intervals["pinball"], intervals["pinball_std"] = mean_std(per_seed_pinball)
+        average["intervals"] = intervals  # coverage and width: means over every run, so over horizons too
+    return {"horizons": horizons, "average": average}
+
+
+def summarise_intervals(records: Sequence[RunRecord]) -> dict | None:
+    """Mean (and std over seeds) coverage and width of each central interval and the pinball loss, if
+    every run was scored at the same levels; None otherwise (a run saved before intervals existed)."""
+    scored = [r.intervals for r in records]
+    if not scored or any(s is None for s in scored) or any(s["levels"] != scored[0]["levels"] for s in scored):
+        return None
+    pinball, pinball_std = mean_std([s["pinball"] for s in scored])
     return {
-        "horizons": horizons,
-        "average": {
-            "mse": avg_mse,
-            "mse_std": avg_mse_std,
-            "mae": avg_mae,
-            "mae_std": avg_mae_std,
-            "per_seed": per_seed,
-        },
+        "levels": scored[0]["levels"],
+        "coverage": {name: statistics.fmean(s["coverage"][name] for s in scored) for name in scored[0]["coverage"]},
+        "width": {name: statistics.fmean(s["width"][name] for s in scored) for name in scored[0]["width"]},
+        "pinball": pinball,
+        "pinball_std": pinball_std,
     }
 
 

@@ -128,7 +128,8 @@ def evaluation_batch(batch_size: int, windows: WindowSet) -> int:
 
 @torch.no_grad()
 def predict_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_outputs: int, transform=None):
-    """Yield ``(prediction, target)`` batches ``[B, pred_len, n_outputs]`` in window order (eval mode).
+    """Yield ``(prediction, target, inputs)`` batches (``[B, pred_len, n_outputs]`` twice, then the
+    ``[B, seq_len, C]`` inputs the model read) in window order, in eval mode.
 
     ``transform(x, batch_index)`` may replace the inputs (the sanity checks use it).
     """
@@ -139,14 +140,21 @@ def predict_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_out
         if transform is not None:
             inputs = transform(inputs, index)
         prediction = forecast(model, inputs, positions)[:, -windows.pred_len :, -n_outputs:]
-        yield prediction, targets[:, -windows.pred_len :, :]
+        yield prediction, targets[:, -windows.pred_len :, :], inputs
 
 
-def evaluate_windows(model: nn.Module, windows: WindowSet, batch_size: int, n_outputs: int, transform=None) -> Metrics:
-    """MSE and MAE over every window, step and output channel (scaled units), summed in float64."""
+def evaluate_windows(
+    model: nn.Module, windows: WindowSet, batch_size: int, n_outputs: int, transform=None, each_batch=None
+) -> Metrics:
+    """MSE and MAE over every window, step and output channel (scaled units), summed in float64.
+
+    ``each_batch(prediction, target, inputs)`` also sees every batch (interval calibration and scoring
+    ride on the same pass)."""
     squared = absolute = 0.0
     count = 0
-    for prediction, target in predict_windows(model, windows, batch_size, n_outputs, transform):
+    for prediction, target, inputs in predict_windows(model, windows, batch_size, n_outputs, transform):
+        if each_batch is not None:
+            each_batch(prediction, target, inputs)
         error = (prediction - target).double()
         squared += float((error**2).sum())
         absolute += float(error.abs().sum())

@@ -1,0 +1,259 @@
+"""Forecast intervals: split-conformal quantiles, calibrated on the validation windows and kept in the checkpoint.
+
+One recipe for every model, so that comparing two models' interval scores compares their forecasts and not
+two interval methods. A validation window's residual (actual minus point forecast, scaled units) is divided
+by a *scale*: its input's spread (each output series' standard deviation over the look-back the model
+read) shrunk toward that series' mean spread, ``(1 - a) * spread + a * mean``. Calm inputs then get
+narrower intervals and turbulent ones wider. How far to trust the input's spread (``a``, from
+:data:`SHRINKS`) is chosen per run on validation alone: calibrated on the first 70% of the validation
+windows, scored by pinball loss on the last 30% (after a gap of one horizon, so no target overlaps).
+On ETT the spread helps (their validation months are more volatile than what follows); on weather's
+near-flat rain series, trusting it fully would give intervals too narrow.
+
+Per horizon step and per series (pooled over series when there are fewer than
+:data:`MIN_WINDOWS_PER_SERIES` windows), the empirical quantiles of those normalised residuals are kept
+on a fixed grid of levels (:data:`LEVEL_GRID`); a requested level is interpolated on that grid, so any
+level can be asked for later without the training data. Each grid level is widened by the split-conformal
+finite-sample factor ``(n + 1) / n`` about the median. Wide, long horizons keep the table at a subset of
+steps (at most :data:`STORED_VALUES` numbers) and interpolate between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from specmem_cli.errors import SpecmemError
+
+LEVEL_GRID = np.concatenate([[0.001, 0.0025], np.linspace(0.005, 0.995, 199), [0.9975, 0.999]])
+MIN_WINDOWS_PER_SERIES = 100  # below this, one series' quantiles at 1% resolution would be mostly noise
+STORED_VALUES = 2**22  # 16 MiB of float32: the table's size cap (steps are thinned beyond it)
+SHRINKS = (0.1, 0.3, 0.6, 1.0)  # candidate weights of the mean spread in the scale (1.0: plain residual quantiles)
+FALLBACK_SHRINK = 0.3  # too few validation windows to choose: the middle of the candidates
+SELECTION_LEVELS = np.linspace(0.05, 0.95, 19)  # the pinball loss that picks the shrink averages these
+DEFAULT_LEVELS = (0.1, 0.5, 0.9)  # what `train` reports: the median and the 80% central interval
+
+
+class IntervalError(SpecmemError):
+    """Quantile levels that cannot be given, or a run that has no interval calibration."""
+
+
+def input_spread(inputs: torch.Tensor, n_outputs: int) -> torch.Tensor:
+    """Each window's output-series standard deviation over its look-back ``[B, C_out]`` (scaled units)."""
+    return inputs[:, :, -n_outputs:].double().std(dim=1, unbiased=False)
+
+
+def stored_steps(pred_len: int, n_series: int) -> np.ndarray:
+    """The horizon steps the table keeps: all of them unless that would exceed :data:`STORED_VALUES`."""
+    count = min(pred_len, max(2, STORED_VALUES // (len(LEVEL_GRID) * n_series)))
+    return np.unique(np.round(np.linspace(0, pred_len - 1, count)).astype(np.int64))
+
+
+@dataclass(frozen=True)
+class IntervalCalibration:
+    """Quantiles of validation residuals in units of the window's scale, per grid level, stored step and series."""
+
+    steps: np.ndarray  # [K] 0-based horizon steps the table holds
+    table: np.ndarray  # [len(LEVEL_GRID), K, C] float32
+    mean_spread: np.ndarray  # [C] each series' mean input spread over the validation windows
+    shrink: float  # the weight of the mean spread in a window's scale
+    windows: int  # validation windows it was calibrated on
+    pooled: bool  # series shared one set of quantiles (too few windows per series)
+    pred_len: int
+
+    def to_state(self) -> dict:
+        return {
+            "levels": torch.from_numpy(LEVEL_GRID.copy()),
+            "steps": torch.from_numpy(self.steps),
+            "table": torch.from_numpy(self.table),
+            "mean_spread": torch.from_numpy(self.mean_spread),
+            "shrink": self.shrink,
+            "windows": self.windows,
+            "pooled": self.pooled,
+            "pred_len": self.pred_len,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> IntervalCalibration:
+        if not np.allclose(state["levels"].numpy(), LEVEL_GRID):
+            raise IntervalError("the checkpoint's interval calibration uses another level grid; recalibrate the run")
+        return cls(
+            state["steps"].numpy(),
+            state["table"].numpy(),
+            state["mean_spread"].numpy(),
+            float(state["shrink"]),
+            int(state["windows"]),
+            bool(state["pooled"]),
+            int(state["pred_len"]),
+        )
+
+    def describe(self) -> str:
+        per = "pooled over series" if self.pooled else "per series"
+        return (
+            f"split-conformal on {self.windows} validation windows, per horizon step and {per}, "
+            f"scaled by each input's spread (shrink {self.shrink:g} toward the mean)"
+        )
+
+    def resolution(self) -> tuple[float, float]:
+        """The most extreme levels the calibration can tell apart: ``1/(n+1)`` and ``n/(n+1)``."""
+        n = self.windows * (self.table.shape[2] if self.pooled else 1)
+        return max(1 / (n + 1), LEVEL_GRID[0]), min(n / (n + 1), LEVEL_GRID[-1])
+
+    def offsets(self, levels: np.ndarray, spread: torch.Tensor) -> np.ndarray:
+        """Residual quantiles ``[B, len(levels), pred_len, C]`` (scaled units) for windows of input ``spread`` ``[B, C]``."""
+        at_levels = _interpolate(LEVEL_GRID, self.table, levels, axis=0)  # [Q, K, C]
+        every_step = _interpolate(self.steps.astype(np.float64), at_levels, np.arange(self.pred_len), axis=1)
+        scale = _scale(spread.cpu().numpy(), self.mean_spread, self.shrink)  # [B, C]
+        return every_step[None] * scale[:, None, None, :]
+
+
+def _scale(spread: np.ndarray, mean_spread: np.ndarray, shrink: float) -> np.ndarray:
+    return (1 - shrink) * spread + shrink * mean_spread
+
+
+def _interpolate(known_x: np.ndarray, values: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
+    """Piecewise-linear interpolation of ``values`` along ``axis`` (monotone in ``x`` where ``values`` are)."""
+    right = np.clip(np.searchsorted(known_x, x, side="right"), 1, len(known_x) - 1)
+    left = right - 1
+    weight = np.clip((x - known_x[left]) / (known_x[right] - known_x[left]), 0.0, 1.0)
+    shape = [1] * values.ndim
+    shape[axis] = len(x)
+    weight = weight.reshape(shape)
+    return np.take(values, left, axis=axis) * (1 - weight) + np.take(values, right, axis=axis) * weight
+
+
+class CalibrationCollector:
+    """Gathers validation residuals batch by batch (only at the stored steps), then fits the table."""
+
+    def __init__(self, pred_len: int, n_series: int):
+        self.pred_len = pred_len
+        self.steps = stored_steps(pred_len, n_series)
+        self.residuals: list[np.ndarray] = []
+        self.spreads: list[np.ndarray] = []
+
+    def add(self, prediction: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor) -> None:
+        residual = (target - prediction)[:, self.steps, :]
+        self.residuals.append(residual.float().cpu().numpy())
+        self.spreads.append(input_spread(inputs, prediction.shape[2]).cpu().numpy())
+
+    def finish(self) -> IntervalCalibration:
+        residuals, spreads = np.concatenate(self.residuals), np.concatenate(self.spreads)
+        windows, n_series = residuals.shape[0], residuals.shape[2]
+        mean_spread = spreads.mean(axis=0)
+        mean_spread[mean_spread <= 0] = 1.0  # a series flat over every validation input: any scale will do
+        pooled = windows < MIN_WINDOWS_PER_SERIES and n_series > 1
+        shrink = _choose_shrink(residuals, spreads, mean_spread, self.pred_len, pooled)
+        table = _quantile_table(residuals / _scale(spreads, mean_spread, shrink)[:, None, :], LEVEL_GRID, pooled)
+        return IntervalCalibration(
+            self.steps, table.astype(np.float32), mean_spread, shrink, windows, pooled, self.pred_len
+        )
+
+
+def _quantile_table(scores: np.ndarray, levels: np.ndarray, pooled: bool) -> np.ndarray:
+    """Conformal quantiles of ``scores`` ``[N, K, C]`` at ``levels``: ``[len(levels), K, C]``."""
+    n_series = scores.shape[2]
+    if pooled:  # one set of quantiles over every series' windows, kept once per series
+        scores = scores.transpose(0, 2, 1).reshape(-1, scores.shape[1], 1)
+    n = scores.shape[0]
+    widened = np.clip(0.5 + (levels - 0.5) * (n + 1) / n, 0.0, 1.0)
+    table = np.quantile(scores, widened, axis=0)
+    return np.repeat(table, n_series, axis=2) if pooled else table
+
+
+def _choose_shrink(
+    residuals: np.ndarray, spreads: np.ndarray, mean_spread: np.ndarray, pred_len: int, pooled: bool
+) -> float:
+    """The :data:`SHRINKS` value whose quantiles, fitted on the first 70% of the validation windows, have
+    the lowest pinball loss on the last 30% (targets of the two parts never overlap)."""
+    cut = int(0.7 * len(residuals))
+    fit_end = cut - pred_len
+    if fit_end < 20 or len(residuals) - cut < 10:
+        return FALLBACK_SHRINK
+    steps = np.unique(np.linspace(0, residuals.shape[1] - 1, min(residuals.shape[1], 24)).astype(int))
+    residuals = residuals[
+        :, steps
+    ]  # a few steps across the horizon decide as well as all of them, at a fraction of the memory
+    losses = []
+    for shrink in SHRINKS:
+        fit_scale = _scale(spreads[:fit_end], mean_spread, shrink)[:, None, :]
+        table = _quantile_table(residuals[:fit_end] / fit_scale, SELECTION_LEVELS, pooled)
+        held_scale = _scale(spreads[cut:], mean_spread, shrink)[:, None, :]
+        loss = 0.0
+        for level, quantile in zip(SELECTION_LEVELS, table, strict=True):
+            error = residuals[cut:] - quantile[None] * held_scale
+            loss += float(np.maximum(level * error, (level - 1) * error).mean())
+        losses.append(loss)
+    return SHRINKS[int(np.argmin(losses))]
+
+
+def check_levels(levels: list[float] | tuple[float, ...], calibration: IntervalCalibration | None = None) -> np.ndarray:
+    """``levels`` sorted, or a one-line error: each inside (0, 1), none repeated, none finer than the calibration."""
+    values = np.asarray(levels, dtype=np.float64)
+    if values.size == 0:
+        raise IntervalError("give at least one quantile level, e.g. --quantiles 0.1 0.5 0.9")
+    outside = [f"{v:g}" for v in values if not 0 < v < 1]
+    if outside:
+        raise IntervalError(f"quantile level(s) {', '.join(outside)} outside (0, 1); give levels such as 0.1 0.5 0.9")
+    if len(np.unique(values)) < len(values):
+        raise IntervalError("quantile levels repeat; give each level once")
+    if calibration is not None:
+        low, high = calibration.resolution()
+        finer = [f"{v:g}" for v in values if v < low - 1e-12 or v > high + 1e-12]
+        if finer:
+            raise IntervalError(
+                f"quantile level(s) {', '.join(finer)} are beyond what {calibration.windows} validation windows "
+                f"can calibrate; give levels within [{low:.4g}, {high:.4g}]"
+            )
+    return np.sort(values)
+
+
+def central_pairs(levels: np.ndarray) -> list[tuple[float, float]]:
+    """The central intervals the levels form: ``(q, 1 - q)`` for each ``q < 0.5`` whose partner is given."""
+    return [(q, 1 - q) for q in levels if q < 0.5 and np.isclose(levels, 1 - q).any()]
+
+
+def interval_name(low: float) -> str:
+    """``0.1`` -> ``"80"``: the nominal coverage of the central interval starting at ``low``, in percent."""
+    return f"{round((1 - 2 * low) * 100, 6):g}"
+
+
+def level_name(level: float) -> str:
+    return f"{level:g}"
+
+
+class IntervalScorer:
+    """Coverage and mean width of each central interval, and the pinball loss averaged over levels,
+    accumulated batch by batch over a split (scaled units, like MSE)."""
+
+    def __init__(self, calibration: IntervalCalibration, levels: np.ndarray):
+        self.calibration, self.levels = calibration, levels
+        self.pairs = central_pairs(levels)
+        self.index = {float(level): i for i, level in enumerate(levels)}
+        self.covered = np.zeros(len(self.pairs))
+        self.width = np.zeros(len(self.pairs))
+        self.pinball = 0.0
+        self.count = 0
+
+    def add(self, prediction: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor) -> None:
+        spread = input_spread(inputs, prediction.shape[2])
+        bounds = prediction.double().cpu().numpy()[:, None] + self.calibration.offsets(self.levels, spread)
+        actual = target.double().cpu().numpy()
+        error = actual[:, None] - bounds  # [B, Q, H, C]
+        q = self.levels[None, :, None, None]
+        self.pinball += float(np.maximum(q * error, (q - 1) * error).mean(axis=1).sum())
+        for i, (low, high) in enumerate(self.pairs):
+            lower, upper = bounds[:, self.index[float(low)]], bounds[:, self.index[float(high)]]
+            self.covered[i] += float(((actual >= lower) & (actual <= upper)).sum())
+            self.width[i] += float((upper - lower).sum())
+        self.count += actual.size
+
+    def result(self) -> dict:
+        names = [interval_name(low) for low, _ in self.pairs]
+        return {
+            "levels": [float(level) for level in self.levels],
+            "coverage": {name: float(c / self.count) for name, c in zip(names, self.covered, strict=True)},
+            "width": {name: float(w / self.count) for name, w in zip(names, self.width, strict=True)},
+            "pinball": self.pinball / self.count,
+        }
