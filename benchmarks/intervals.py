@@ -1,0 +1,149 @@
+"""The README's interval table: how well the default's forecast intervals cover, against DLinear's with the same recipe.
+
+    python benchmarks/intervals.py [--data ETTh1 ETTm1 ETTm2 weather] [--out runs/suite] [--readme README.md]
+                                   [--seeds 2019 2020 2021] [--levels 0.1 0.5 0.9] [--jobs 1]
+
+What it measures: the suite's runs (``benchmarks/suite.py``'s sweeps, the same directories: finished runs
+are reused, missing ones are trained) of the default model and of our DLinear with its own recipe. Each
+run's intervals are calibrated exactly as ``specmem train`` calibrates them (split-conformal on the run's
+validation windows, :mod:`specmem_cli.intervals`; computed here from the checkpoint, so runs saved before
+intervals existed are measured too), then scored once on the test split, every window kept:
+
+- coverage: the share of test values (windows x steps x series) inside each central interval (e.g. 0.1-0.9,
+  nominal 80%), per horizon (mean over seeds) and averaged over horizons;
+- width: the interval's mean width, scaled units (the training scaler's standard deviations);
+- pinball: the pinball loss averaged over ``--levels`` (an approximation of CRPS), scaled units; 4-horizon
+  mean ± std over seeds, each seed's horizons averaged first.
+
+Goals (issue 13): 80% central interval coverage 0.77-0.83 averaged over horizons and 0.70-0.90 at every
+horizon; the default's pinball loss below DLinear's on each data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+from readme_block import rewrite_block
+from suite import FILES, command, sweep
+
+from specmem_cli.checkpoint import load_run
+from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
+from specmem_cli.intervals import IntervalScorer, check_levels, interval_name
+from specmem_cli.training.run import calibrate
+from specmem_cli.training.summary import mean_std
+from specmem_cli.training.trainer import evaluate_windows
+
+START, END = "<!-- interval-results:start -->", "<!-- interval-results:end -->"
+COVERAGE_GOAL, HORIZON_RANGE = (0.77, 0.83), (0.70, 0.90)
+
+
+def interval_scores(run_dir: str, levels: np.ndarray) -> dict:
+    """Calibrate one finished run on its validation windows and score its intervals on the test split."""
+    run = load_run(run_dir)
+    data = run.data()
+    calibration = calibrate(run.model, data, run.config.train.batch_size)
+    scorer = IntervalScorer(calibration, check_levels(list(levels), calibration))
+    evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs, each_batch=scorer.add)
+    return {**scorer.result(), "shrink": calibration.shrink}
+
+
+def summary(records, levels: np.ndarray, name: str) -> dict:
+    """Per horizon coverage and width (means over seeds); 4-horizon coverage, width and pinball (mean ± std)."""
+    scores = {(r.pred_len, r.seed): interval_scores(r.run_dir, levels) for r in records}
+    horizons = sorted({h for h, _ in scores})
+    seeds = sorted({s for _, s in scores})
+    coverage = {h: statistics.fmean(scores[h, s]["coverage"][name] for s in seeds) for h in horizons}
+    width = statistics.fmean(v["width"][name] for v in scores.values())
+    pinball = mean_std([statistics.fmean(scores[h, s]["pinball"] for h in horizons) for s in seeds])
+    shrinks = sorted({v["shrink"] for v in scores.values()})
+    return {"coverage": coverage, "width": width, "pinball": pinball, "shrinks": shrinks}
+
+
+def table(rows: list[dict], name: str) -> str:
+    horizons = sorted({h for row in rows for h in row["coverage"]})
+    lines = [
+        f"| data set | model | {name}% coverage, 4-horizon mean | "
+        + " | ".join(f"h{h}" for h in horizons)
+        + " | mean width | pinball (mean ± std) | shrink chosen | goal met | command |",
+        "|" + "---|" * (len(horizons) + 8),
+    ]
+    for row in rows:
+        average = statistics.fmean(row["coverage"].values())
+        within = COVERAGE_GOAL[0] <= average <= COVERAGE_GOAL[1] and all(
+            HORIZON_RANGE[0] <= value <= HORIZON_RANGE[1] for value in row["coverage"].values()
+        )
+        lower = row["pinball"][0] < row["peer_pinball"] if row["peer_pinball"] is not None else None
+        verdict = (
+            ("coverage yes" if within else "coverage no")
+            + ("" if lower is None else ", pinball below DLinear" if lower else ", pinball not below DLinear")
+            if name == "80"
+            else "-"
+        )
+        lines.append(
+            f"| {row['data']} | {row['model']} | {average:.3f} | "
+            + " | ".join(f"{row['coverage'][h]:.3f}" for h in horizons)
+            + f" | {row['width']:.3f} | {row['pinball'][0]:.4f} ± {row['pinball'][1]:.4f} | "
+            + ", ".join(f"{s:g}" for s in row["shrinks"])
+            + f" | {verdict} | `{row['command']}` |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", default=list(FILES), help="names of the shared files, or CSV paths")
+    parser.add_argument("--out", type=Path, default=Path("runs/suite"), help="the suite's run directories")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2019, 2020, 2021])
+    parser.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.5, 0.9])
+    parser.add_argument("--readme", type=Path, help="rewrite the interval block of this README")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel runs per sweep, for runs not yet trained")
+    args = parser.parse_args()
+    levels = check_levels(args.levels)
+    pairs = [low for low in levels if low < 0.5 and np.isclose(levels, 1 - low).any()]
+    if not pairs:
+        parser.error("--levels must hold at least one central pair, e.g. 0.1 and 0.9")
+    name = interval_name(pairs[-1])  # the narrowest central interval the levels form
+    rows = []
+    for data_name in args.data:
+        source = FILES.get(data_name, Path(data_name))
+        label = data_name if data_name in FILES else Path(data_name).stem
+        settings = [f"data.name={source}", f"seeds={args.seeds}"]
+        peer = None
+        for model in ("dlinear", None):  # DLinear first: the default's row is compared with it
+            base = load_config("default")
+            config = with_protocol(apply_overrides(with_model(base, model) if model else base, settings))
+            records, _ = sweep(config, args.out / label / (model or "default"), args.jobs)
+            row = summary(records, levels, name)
+            row.update(
+                data=label,
+                model=model or "default",
+                command=command(label, model, args.seeds),
+                peer_pinball=peer if model is None else None,
+            )
+            peer = row["pinball"][0]
+            rows.append(row)
+            print(
+                f"{label:>8} {row['model']:<8} {name}% coverage {statistics.fmean(row['coverage'].values()):.3f} "
+                f"(per horizon {', '.join(f'{v:.3f}' for v in row['coverage'].values())}) width {row['width']:.3f} "
+                f"pinball {row['pinball'][0]:.4f} ± {row['pinball'][1]:.4f}",
+                flush=True,
+            )
+    rows.sort(key=lambda row: (row["data"], row["model"] != "default"))
+    text = table(rows, name)
+    print(text)
+    if args.readme:
+        levels_text = " ".join(f"{level:g}" for level in levels)
+        rewrite_block(
+            args.readme,
+            START,
+            END,
+            f"python benchmarks/intervals.py --levels {levels_text} --readme README.md",
+            text,
+        )
+
+
+if __name__ == "__main__":
+    main()
