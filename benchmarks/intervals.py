@@ -31,7 +31,7 @@ from suite import FILES, command, sweep
 
 from specmem_cli.checkpoint import load_run
 from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
-from specmem_cli.intervals import IntervalScorer, check_levels, interval_name
+from specmem_cli.intervals import IntervalScorer, central_pairs, check_levels, interval_name
 from specmem_cli.training.run import calibrate
 from specmem_cli.training.summary import mean_std
 from specmem_cli.training.trainer import evaluate_windows
@@ -102,10 +102,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="parallel runs per sweep, for runs not yet trained")
     args = parser.parse_args()
     levels = check_levels(args.levels)
-    pairs = [low for low in levels if low < 0.5 and np.isclose(levels, 1 - low).any()]
+    pairs = central_pairs(levels)
     if not pairs:
         parser.error("--levels must hold at least one central pair, e.g. 0.1 and 0.9")
-    name = interval_name(pairs[-1])  # the narrowest central interval the levels form
+    name = interval_name(pairs[-1][0])  # the narrowest central interval the levels form
     rows = []
     for data_name in args.data:
         source = FILES.get(data_name, Path(data_name))

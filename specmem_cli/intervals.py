@@ -210,8 +210,13 @@ def check_levels(levels: list[float] | tuple[float, ...], calibration: IntervalC
 
 
 def central_pairs(levels: np.ndarray) -> list[tuple[float, float]]:
-    """The central intervals the levels form: ``(q, 1 - q)`` for each ``q < 0.5`` whose partner is given."""
-    return [(q, 1 - q) for q in levels if q < 0.5 and np.isclose(levels, 1 - q).any()]
+    """The central intervals the levels form: ``(q, 1 - q)`` for each given ``q < 0.5`` whose partner is given
+    (both as given, so they can be looked up)."""
+    return [
+        (float(q), float(levels[np.isclose(levels, 1 - q)][0]))
+        for q in levels
+        if q < 0.5 and np.isclose(levels, 1 - q).any()
+    ]
 
 
 def interval_name(low: float) -> str:
@@ -230,7 +235,7 @@ class IntervalScorer:
     def __init__(self, calibration: IntervalCalibration, levels: np.ndarray):
         self.calibration, self.levels = calibration, levels
         self.pairs = central_pairs(levels)
-        self.index = {float(level): i for i, level in enumerate(levels)}
+        self.bounded = {level for pair in self.pairs for level in pair}
         self.covered = np.zeros(len(self.pairs))
         self.width = np.zeros(len(self.pairs))
         self.pinball = 0.0
@@ -238,13 +243,16 @@ class IntervalScorer:
 
     def add(self, prediction: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor) -> None:
         spread = input_spread(inputs, prediction.shape[2])
-        bounds = prediction.double().cpu().numpy()[:, None] + self.calibration.offsets(self.levels, spread)
-        actual = target.double().cpu().numpy()
-        error = actual[:, None] - bounds  # [B, Q, H, C]
-        q = self.levels[None, :, None, None]
-        self.pinball += float(np.maximum(q * error, (q - 1) * error).mean(axis=1).sum())
+        point, actual = prediction.double().cpu().numpy(), target.double().cpu().numpy()
+        bounds = {}  # one level at a time: a batch of wide data at every level at once would be gigabytes
+        for level in self.levels:
+            bound = point + self.calibration.offsets(np.array([level]), spread)[:, 0]
+            error = actual - bound
+            self.pinball += float(np.maximum(level * error, (level - 1) * error).sum()) / len(self.levels)
+            if float(level) in self.bounded:
+                bounds[float(level)] = bound
         for i, (low, high) in enumerate(self.pairs):
-            lower, upper = bounds[:, self.index[float(low)]], bounds[:, self.index[float(high)]]
+            lower, upper = bounds[float(low)], bounds[float(high)]
             self.covered[i] += float(((actual >= lower) & (actual <= upper)).sum())
             self.width[i] += float((upper - lower).sum())
         self.count += actual.size

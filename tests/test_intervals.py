@@ -150,6 +150,10 @@ def test_forecast_quantile_columns_are_monotone_and_in_every_format(etth1_run, t
         values = frame[[f"{series}_q{level}" for level in levels]].to_numpy()
         assert (np.diff(values, axis=1) >= 0).all()  # no crossing, any row
         assert (values[:, 0] < frame[series]).all() and (frame[series] < values[:, -1]).all()
+    parquet = tmp_path / "f.parquet"
+    result = runner.invoke(app, [*args[:5], str(parquet), "--quantiles", "0.1", "0.9"])
+    assert result.exit_code == 0, result.output
+    assert {"OT_q0.1", "OT_q0.9"} <= set(pd.read_parquet(parquet).columns)
     document = tmp_path / "f.json"
     result = runner.invoke(app, [*args[:5], str(document), "--quantiles", "0.1", "0.9"])
     assert result.exit_code == 0, result.output

@@ -269,6 +269,12 @@ def test_years_are_written_back_as_years_and_long_files_as_long(tmp_path):
     written = pd.read_csv(tmp_path / "l.csv")
     assert list(written.columns) == ["symbol", "date", "price"] and set(written.symbol) == {"A", "B"}
     assert len(written) == 2 * 40 and written.date.iloc[0] == "2020-01-17 16:00:00"
+    args = ["forecast", str(run), "--input", str(path), "--output", str(tmp_path / "q.csv"), "--quantiles"]
+    result = runner.invoke(app, [*args, "0.4", "0.6"])  # one validation window, two series: no finer levels
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(tmp_path / "q.csv")
+    assert list(written.columns) == ["symbol", "date", "price", "price_q0.4", "price_q0.6"]
+    assert (written["price_q0.4"] <= written["price_q0.6"]).all()
 
 
 def test_target_means_forecast_that_series_from_all_of_them(tmp_path):
