@@ -158,7 +158,13 @@ def _quantile_table(scores: np.ndarray, levels: np.ndarray, pooled: bool) -> np.
         scores = scores.transpose(0, 2, 1).reshape(-1, scores.shape[1], 1)
     n = scores.shape[0]
     widened = np.clip(0.5 + (levels - 0.5) * (n + 1) / n, 0.0, 1.0)
-    table = np.quantile(scores, widened, axis=0)
+    # np.quantile's linear rule from one sort (np.quantile partitions again per call: 8x slower on wide data)
+    ordered = np.sort(scores, axis=0)
+    position = widened * (n - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, n - 1)
+    weight = (position - below)[:, None, None]
+    table = ordered[below] * (1 - weight) + ordered[above] * weight
     return np.repeat(table, n_series, axis=2) if pooled else table
 
 
@@ -171,10 +177,11 @@ def _choose_shrink(
     fit_end = cut - pred_len
     if fit_end < 20 or len(residuals) - cut < 10:
         return FALLBACK_SHRINK
+    # one number is chosen: a few steps across the horizon and a few dozen series decide it as well as all
+    # of them, in a fraction of the time on wide data
     steps = np.unique(np.linspace(0, residuals.shape[1] - 1, min(residuals.shape[1], 24)).astype(int))
-    residuals = residuals[
-        :, steps
-    ]  # a few steps across the horizon decide as well as all of them, at a fraction of the memory
+    series = np.unique(np.linspace(0, residuals.shape[2] - 1, min(residuals.shape[2], 64)).astype(int))
+    residuals, spreads, mean_spread = residuals[:, steps][:, :, series], spreads[:, series], mean_spread[series]
     losses = []
     for shrink in SHRINKS:
         fit_scale = _scale(spreads[:fit_end], mean_spread, shrink)[:, None, :]
