@@ -305,7 +305,9 @@ def train(
 ) -> None:
     """Train and test every (horizon, seed) run of a config; reruns skip finished runs.
 
-    With no arguments, runs the built-in demo (synthetic data, small model) end to end.
+    Each run's forecast intervals are calibrated on its validation windows when it finishes; the table
+    adds the test coverage and width of the 80% interval and the pinball loss (`evaluate --quantiles`
+    scores other levels). With no arguments, runs the built-in demo (synthetic data, small model) end to end.
     """
     from specmem_cli.config import (
         DATA_DEFAULT_PRESET,
