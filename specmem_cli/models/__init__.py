@@ -1,11 +1,11 @@
 """Forecasting models, one file each, and the registry that maps config names to them.
 
 Every model takes ``(seq_len, pred_len, n_channels, **hyper_parameters)`` and maps an input
-window ``[B, seq_len, C]`` to a forecast ``[B, pred_len, C]``. Models with a spectral memory
-expose it as ``model.memory`` (a :class:`~specmem_cli.memory.SpectralMemory` or None), which is
+window ``[B, seq_len, C]`` to a forecast ``[B, pred_len, C]``. Models with a memory expose it as
+``model.memory`` (a :class:`~specmem_cli.memory.SpectralMemory`, an analog memory, or None), which is
 how the trainer applies the evaluation-time memory policy without knowing the model. A model
-with ``uses_positions = True`` also takes each window's clock position (:func:`forecast` passes
-it), and one with ``calibrate_memory(train, val, n_outputs, batch_size)`` builds its memory from the
+with ``uses_positions`` true also takes each window's clock position (:func:`forecast` passes
+it), and an :class:`~specmem_cli.models.analog_blend.AnalogBlend` builds its analog memory from the
 training trajectory after training and decides on validation whether to read it.
 """
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.models.layers import denormalise, normalise
 from specmem_cli.models.memory_backbone import MemoryBackbone
 
 
@@ -20,7 +19,8 @@ class KLMemoryForecaster(MemoryBackbone):
     Args:
         seq_len, pred_len, n_channels: look-back, horizon and number of input series.
         d_model, n_heads, d_ff, e_layers, dropout: the encoder's shape.
-        memory: ``spectral`` (memory tokens prepended) or ``off`` (the same model without them).
+        memory: ``spectral`` (memory tokens prepended), ``analog`` (the analog memory blended in after
+            training, where validation says it helps) or ``off`` (the same model without either).
         memory_depth, n_components, memory_tokens, strategy, kernel, tau, lambda_scaling,
         projection, bottleneck_width, memory_update: passed to :class:`SpectralMemory`.
     """
@@ -58,6 +58,8 @@ class KLMemoryForecaster(MemoryBackbone):
             d_model,
             memory,
             dropout,
+            seq_len,
+            pred_len,
             memory_depth=memory_depth,
             n_components=n_components,
             memory_tokens=memory_tokens,
@@ -75,14 +77,11 @@ class KLMemoryForecaster(MemoryBackbone):
         self.encoder = nn.TransformerEncoder(layer, e_layers, enable_nested_tensor=False)
         self.head = nn.Linear(seq_len * d_model, pred_len)
 
-    def forward(self, x: torch.Tensor, write_memory: bool | None = None) -> torch.Tensor:
-        """``x`` ``[B, seq_len, C]`` -> forecast ``[B, pred_len, C]`` in the input's units.
-
-        The batch's pooled summary is written to the memory in training mode (as published), or
-        whenever ``write_memory`` is True (rebuilding a memory from data in eval mode).
-        """
-        batch, length, channels = x.shape
-        normalised, mean, std = normalise(x)
+    def _network(self, normalised: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
+        """Normalised ``[B, seq_len, C]`` -> forecast ``[B, pred_len, C]``, same units. The batch's pooled
+        summary is written to a spectral memory in training mode (as published), or whenever
+        ``write_memory`` is True (rebuilding a memory from data in eval mode)."""
+        batch, length, channels = normalised.shape
         series = normalised.permute(0, 2, 1).reshape(batch * channels, length, 1)
         hidden = self.dropout(self.embedding(series) + self.positions)
         tokens = self.read_memory(hidden.shape[0])
@@ -92,5 +91,4 @@ class KLMemoryForecaster(MemoryBackbone):
         encoded = self.encoder(hidden)[:, n_memory:]
         self.write_memory(encoded, write_memory)
         forecast = self.head(encoded.reshape(batch * channels, -1))
-        forecast = forecast.reshape(batch, channels, self.pred_len).permute(0, 2, 1)
-        return denormalise(forecast, mean, std)
+        return forecast.reshape(batch, channels, self.pred_len).permute(0, 2, 1)

@@ -1,13 +1,17 @@
-"""The plug-in contract between a backbone and spectral memory, in one small base class.
+"""The plug-in contract between a backbone and a memory, in one small base class.
 
-A backbone that wants spectral memory
+A backbone
 1. calls :meth:`MemoryBackbone.attach_memory` in ``__init__`` (``memory='off'`` attaches nothing),
-2. reads ``self.read_memory(n)`` -> ``[n, M, d_model]`` tokens (or None when off) before encoding
+2. implements ``_network(normalised, write_memory)``: per-window normalised input ``[B, L, C]`` to a
+   forecast in the same units ``[B, H, C]`` (the base class normalises and maps back);
+3. with spectral memory, reads ``self.read_memory(n)`` -> ``[n, M, d_model]`` tokens before encoding
    and injects them however suits it: prefix tokens (attention), initial state (recurrent), a
-   conditioning vector added to every step (convolutional, state-space),
-3. calls ``self.write_memory(hidden, write)`` with its ``[n, T, d_model]`` output: in training (or
-   when ``write`` is True) one attention-pooled summary of the batch is appended to the history.
-The trainer finds the memory as ``model.memory`` and applies the evaluation policy (reset/frozen).
+   conditioning vector added to every step (convolutional, state-space); and calls
+   ``self.write_memory(hidden, write)`` with its ``[n, T, d_model]`` output: in training (or when
+   ``write`` is True) one attention-pooled summary of the batch is appended to the history.
+With ``memory='analog'`` nothing in the backbone changes: after training the analog memory's forecast
+is blended into the network's per step, where validation says it helps
+(:mod:`specmem_cli.models.analog_blend`). The trainer finds either memory as ``model.memory``.
 """
 
 from __future__ import annotations
@@ -16,25 +20,62 @@ import torch
 from torch import nn
 
 from specmem_cli.memory import SpectralMemory
+from specmem_cli.memory.analog import AnalogMemory
+from specmem_cli.models.analog_blend import AnalogBlend
+from specmem_cli.models.layers import denormalise, normalise
+
+MEMORIES = ("off", "spectral", "analog")
 
 
-class MemoryBackbone(nn.Module):
-    """Base class giving a forecaster ``memory`` (a :class:`SpectralMemory` or None) and ``pooling``."""
+class MemoryBackbone(AnalogBlend):
+    """Base class giving a forecaster ``memory`` (a :class:`SpectralMemory`, an :class:`AnalogMemory` or None)."""
 
-    memory: SpectralMemory | None
+    memory: SpectralMemory | AnalogMemory | None
 
-    def attach_memory(self, d_model: int, memory: str, dropout: float = 0.0, **options) -> None:
-        if memory not in ("spectral", "off"):
-            raise ValueError(f"memory must be 'spectral' or 'off', got '{memory}'")
-        self.memory = SpectralMemory(d_model, dropout=dropout, **options) if memory == "spectral" else None
-        self.pooling = nn.Linear(d_model, 1)
+    def attach_memory(
+        self, d_model: int, memory: str, dropout: float = 0.0, seq_len: int = 0, pred_len: int = 0, **options
+    ) -> None:
+        """``options`` configure a spectral memory; an analog memory takes its defaults (as klcycle's)."""
+        if memory not in MEMORIES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORIES)}, got '{memory}'")
+        self.memory = None
+        if memory == "spectral":
+            self.memory = SpectralMemory(d_model, dropout=dropout, **options)
+        elif memory == "analog":
+            self.memory = AnalogMemory(seq_len, pred_len, stride=2)
+            self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
+        self.pooling = nn.Linear(d_model, 1)  # made whatever the memory, so every variant starts from the same weights
+
+    @property
+    def uses_positions(self) -> bool:
+        """The analog memory needs each window's position (a window never reads its own span)."""
+        return self.analog is not None
 
     def read_memory(self, n: int) -> torch.Tensor | None:
-        return None if self.memory is None else self.memory(batch_size=n)
+        return self.memory(batch_size=n) if isinstance(self.memory, SpectralMemory) else None
 
     def write_memory(self, hidden: torch.Tensor, write: bool | None = None) -> None:
         """Append the batch's attention-pooled summary of ``hidden`` ``[n, T, d]`` (in training, or if ``write``)."""
-        if self.memory is None or not (self.training if write is None else write):
+        if not isinstance(self.memory, SpectralMemory) or not (self.training if write is None else write):
             return
         weights = torch.softmax(self.pooling(hidden), dim=1)
         self.memory.write((weights * hidden).sum(dim=1).mean(dim=0))
+
+    def _network(self, normalised: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _base(self, x: torch.Tensor, positions: torch.Tensor | None):
+        normalised, mean, std = normalise(x)
+        return normalised, self._network(normalised, None), mean, std
+
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor | None = None, write_memory: bool | None = None
+    ) -> torch.Tensor:
+        """``x`` ``[B, seq_len, C]`` -> forecast ``[B, pred_len, C]`` in the input's units.
+
+        A spectral memory is written in training mode (as published), or whenever ``write_memory`` is
+        True (rebuilding a memory from data in eval mode); an analog memory is read where it was kept.
+        """
+        normalised, mean, std = normalise(x)
+        forecast = self._network(normalised, write_memory)
+        return denormalise(self.blended(normalised, forecast, positions), mean, std)

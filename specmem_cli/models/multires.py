@@ -9,13 +9,15 @@ from specmem_cli.models.residual import ResidualMixerForecaster
 class MultiresForecaster(ResidualMixerForecaster):
     """Residual MultiresConv blocks over each channel's embedded points, flatten head.
 
-    With ``memory='spectral'`` the mean memory token is added to every step as a conditioning vector.
+    With ``memory='spectral'`` the mean memory token is added to every step as a conditioning vector;
+    ``memory='analog'`` blends the analog memory's forecast in after training.
 
     Args:
         d_model, e_layers, dropout: width, blocks, dropout.
         kernel_size, selection, wavelet: the :class:`~specmem_cli.memory.multires.MultiresConv` settings
             (``wavelet`` = ``haar``, ``db2``, ... initialises the filters; ``null`` for random).
-        memory, memory_depth, n_components, memory_tokens, strategy, projection: spectral memory options.
+        memory (off, spectral or analog), memory_depth, n_components, memory_tokens, strategy, projection:
+            the memory and the spectral memory's options.
     """
 
     def __init__(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.models.layers import denormalise, normalise
 from specmem_cli.models.memory_backbone import MemoryBackbone
 
 
@@ -13,7 +12,8 @@ class _RecurrentForecaster(MemoryBackbone):
     """Normalise each window, embed each point, run the RNN over the window, map the last state to the horizon.
 
     With ``memory='spectral'`` the mean memory token is the initial hidden state of every layer, and
-    each training batch writes its pooled outputs into the memory.
+    each training batch writes its pooled outputs into the memory; ``memory='analog'`` blends the analog
+    memory's forecast in after training, where validation says it helps.
 
     Args: ``d_model`` (hidden size), ``e_layers``, ``dropout``, and the memory options ``memory``,
     ``memory_depth``, ``n_components``, ``memory_tokens``, ``strategy``, ``projection``.
@@ -45,6 +45,8 @@ class _RecurrentForecaster(MemoryBackbone):
             d_model,
             memory,
             dropout,
+            seq_len,
+            pred_len,
             memory_depth=memory_depth,
             n_components=n_components,
             memory_tokens=memory_tokens,
@@ -58,14 +60,12 @@ class _RecurrentForecaster(MemoryBackbone):
         hidden = tokens.mean(dim=1)[None].expand(self.e_layers, -1, -1).contiguous()
         return (hidden, torch.zeros_like(hidden)) if isinstance(self.rnn, nn.LSTM) else hidden
 
-    def forward(self, x: torch.Tensor, write_memory: bool | None = None) -> torch.Tensor:
+    def _network(self, x: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
         batch, length, channels = x.shape
-        x, mean, std = normalise(x)
         series = self.embedding(x.transpose(1, 2).reshape(batch * channels, length, 1))
         outputs, _ = self.rnn(series, self._initial_state(self.read_memory(batch * channels)))
         self.write_memory(outputs, write_memory)
-        forecast = self.head(outputs[:, -1]).reshape(batch, channels, self.pred_len).transpose(1, 2)
-        return denormalise(forecast, mean, std)
+        return self.head(outputs[:, -1]).reshape(batch, channels, self.pred_len).transpose(1, 2)
 
 
 class GRUForecaster(_RecurrentForecaster):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.models.layers import denormalise, normalise
 from specmem_cli.models.memory_backbone import MemoryBackbone
 
 
@@ -13,7 +12,8 @@ class ResidualMixerForecaster(MemoryBackbone):
     """Normalise, embed points, blocks ``x + Dropout(Linear(GELU(mixer(LN(x)))))``, flatten head.
 
     Subclasses supply ``mixers``: modules mapping ``[n, d_model, L]`` to the same shape along time.
-    With spectral memory the mean memory token is added to every step as a conditioning vector.
+    With spectral memory the mean memory token is added to every step as a conditioning vector; the
+    analog memory is blended into the forecast after training.
     """
 
     def build(
@@ -26,11 +26,10 @@ class ResidualMixerForecaster(MemoryBackbone):
         self.outputs = nn.ModuleList(nn.Linear(d_model, d_model) for _ in mixers)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(seq_len * d_model, pred_len)
-        self.attach_memory(d_model, dropout=dropout, **memory)
+        self.attach_memory(d_model, dropout=dropout, seq_len=seq_len, pred_len=pred_len, **memory)
 
-    def forward(self, x: torch.Tensor, write_memory: bool | None = None) -> torch.Tensor:
+    def _network(self, x: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
         batch, length, channels = x.shape
-        x, mean, std = normalise(x)
         hidden = self.embedding(x.transpose(1, 2).reshape(batch * channels, length, 1))  # [n, L, d]
         tokens = self.read_memory(hidden.shape[0])
         if tokens is not None:
@@ -40,4 +39,4 @@ class ResidualMixerForecaster(MemoryBackbone):
             hidden = hidden + self.dropout(output(nn.functional.gelu(mixed)))
         self.write_memory(hidden, write_memory)
         forecast = self.head(hidden.reshape(batch * channels, -1)).reshape(batch, channels, self.pred_len)
-        return denormalise(forecast.transpose(1, 2), mean, std)
+        return forecast.transpose(1, 2)

@@ -45,9 +45,9 @@ class S4DLayer(nn.Module):
 class S4DForecaster(ResidualMixerForecaster):
     """Residual S4D blocks over each channel's embedded points, flatten head.
 
-    Args: ``d_model``, ``state_size``, ``e_layers``, ``dropout`` and the memory options ``memory``,
-    ``memory_depth``, ``n_components``, ``memory_tokens``, ``strategy``, ``projection`` (spectral
-    memory conditions every step).
+    Args: ``d_model``, ``state_size``, ``e_layers``, ``dropout`` and the memory options ``memory``
+    (off, spectral: conditions every step, or analog: blended in after training), ``memory_depth``,
+    ``n_components``, ``memory_tokens``, ``strategy``, ``projection``.
     """
 
     def __init__(

@@ -29,6 +29,7 @@ from specmem_cli.data.splits import PreparedData
 from specmem_cli.data.windows import WindowSet
 from specmem_cli.errors import SpecmemError
 from specmem_cli.models import forecast
+from specmem_cli.models.analog_blend import AnalogBlend
 from specmem_cli.training.allocator import reuse_freed_memory
 
 
@@ -255,7 +256,7 @@ def fit(
         raise SpecmemError("training diverged: the validation loss is not a number; lower train.lr")
     model.load_state_dict(best_state)
     calibration = None
-    if config.memory_at_eval == "frozen" and hasattr(model, "calibrate_memory"):
+    if config.memory_at_eval == "frozen" and isinstance(model, AnalogBlend):
         calibration = model.calibrate_memory(
             data.train, data.val, n_outputs, evaluation_batch(config.batch_size, data.train)
         )
