@@ -3,13 +3,23 @@ and the analog memory's gate (kept where it lowers validation error, dropped whe
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from specmem_cli.cli import app
+from specmem_cli.config import apply_overrides, load_config, with_model
+from specmem_cli.data import synthetic_table
 from specmem_cli.data.windows import WindowSet
+from specmem_cli.errors import ConfigError
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models import MODELS, build_model, forecast
 from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone
+from specmem_cli.training.sweep import run_sweep
+from tests.conftest import tiny_config
 
 BACKBONES = sorted(name for name, cls in MODELS.items() if issubclass(cls, MemoryBackbone))
 SMALL = {"d_model": 16, "dropout": 0.0, "memory_depth": 16, "n_components": 4}
@@ -102,3 +112,24 @@ def test_the_gate_keeps_an_analog_memory_that_helps_and_drops_one_that_hurts(nam
         network_only = forecast(silent(small(name, "off")), inputs, positions)
         torch.testing.assert_close(forecast(model, inputs, positions), network_only, rtol=0, atol=0)
     assert not torch.allclose(read, network_only)
+
+
+def test_an_analog_memory_needs_the_frozen_policy():
+    with pytest.raises(ConfigError, match=r"set train.memory_at_eval=frozen"):
+        apply_overrides(load_config("etth1_backbones"), ["model.memory=analog", "train.memory_at_eval=reset"])
+
+
+def test_a_backbone_runs_analog_memory_is_trained_kept_or_dropped_and_inspected(tmp_path):
+    settings = ["model.d_model=8", "model.memory=analog", "train.memory_at_eval=frozen", "train.epochs=1"]
+    config = apply_overrides(with_model(tiny_config(), "gru"), [*settings, "train.max_steps=10"])
+    (record,) = run_sweep(config, tmp_path / "runs")
+    decision = json.loads((Path(record.run_dir) / "metrics.json").read_text())["fit"]["memory"]
+    assert set(decision) >= {"memory_used", "val_mse_without_memory", "val_mse_with_memory"}
+    csv = tmp_path / "synthetic.csv"
+    synthetic_table().to_frame().to_csv(csv, index=False)
+    args = ["inspect-modes", record.run_dir, "--output", str(tmp_path / "modes.png"), "--json"]
+    result = CliRunner().invoke(app, [*args, "--from-data", str(csv)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["strategy"] == "analog" and report["history_rows"] > 0
+    assert len(report["key_modes"]) == 32 and len(report["key_modes"][0]) == 48  # 32 K-L modes of 48-step windows

@@ -1,0 +1,181 @@
+"""Does a memory help each backbone? Memory off, spectral (published reset / frozen) and analog, side by side.
+
+    python benchmarks/memory_ablation.py [--data ETTh1 ETTm1] [--horizons 96 336] [--seeds 2019 2020 2021]
+                                         [--backbones gru lstm s4d multires klmemory] [--jobs 2]
+                                         [--out runs/memory_ablation] [--readme README.md]
+
+What it measures, for each backbone, data set, horizon and seed (look-back 96, TSL splits, every test
+window kept), with one CPU recipe for every backbone (:data:`RECIPE`, sizes in :data:`SIZES`):
+
+- ``analog``: the run trained with ``model.memory=analog``: the network trains alone, then the analog
+  memory is built from the training windows, its per-step blend fitted, and kept only where it lowers
+  the validation error (``specmem_cli/models/analog_blend.py``);
+- ``off``: that same run's network scored with the memory not read. The analog memory is built after
+  training, so this is the very network ``model.memory=off`` trains (``tests/test_memory_variants.py``
+  checks it weight for weight); no second training;
+- ``spectral, frozen``: trained with ``model.memory=spectral`` (written every training batch), read at
+  evaluation as training left it;
+- ``spectral, reset``: that same run's network scored with the memory emptied, as the published code
+  evaluates (its epoch was chosen on validation read under ``frozen``: the one difference from
+  training under ``reset``, and it halves the cost).
+
+Per row: test MSE mean ± std over seeds, and for each variant its paired difference to ``off`` (the
+same seed's runs; mean ± std over seeds); a variant *beats* off when the mean difference is below zero
+by more than twice its std. Seconds per run are training seconds (mean over the row's trained runs).
+Finished runs in ``--out`` are reused, so the benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+from pathlib import Path
+
+from readme_block import rewrite_block
+from suite import FILES
+
+from specmem_cli.checkpoint import load_run
+from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
+from specmem_cli.memory import prepare_for_evaluation
+from specmem_cli.training.run import RunRecord
+from specmem_cli.training.summary import mean_std
+from specmem_cli.training.sweep import run_sweep
+from specmem_cli.training.trainer import evaluate_windows
+
+RECIPE = [
+    "train.epochs=4",
+    "train.batch_size=128",
+    "train.lr=0.002",
+    "train.patience=2",
+    "train.lr_schedule=type1",
+    "train.loss=mse",
+    "train.memory_at_eval=frozen",
+]
+SIZES = {
+    "gru": ["model.d_model=64"],
+    "lstm": ["model.d_model=64"],
+    "s4d": ["model.d_model=32"],
+    "multires": ["model.d_model=32"],
+    "klmemory": [
+        "model.d_model=64",
+        "model.n_heads=4",
+        "model.d_ff=128",
+        "model.e_layers=2",
+        "model.projection=bottleneck",
+        "model.memory_depth=512",
+        "model.n_components=8",
+    ],
+}
+VARIANTS = ("spectral, reset", "spectral, frozen", "analog")
+START, END = "<!-- memory-ablation:start -->", "<!-- memory-ablation:end -->"
+
+
+def scored_without_memory(records: list[RunRecord]) -> list[RunRecord]:
+    """Each run's test score with its memory emptied (``reset``): the network alone for an analog memory,
+    the published evaluation for a spectral one."""
+    scored = []
+    for record in records:
+        run = load_run(record.run_dir)
+        data = run.data()
+        prepare_for_evaluation(run.model, "reset")
+        metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
+        scored.append(dataclasses.replace(record, mse=metrics.mse, mae=metrics.mae))
+    return scored
+
+
+def sweep(backbone: str, memory: str, data: Path, horizons: list[int], seeds: list[int], out: Path, jobs: int):
+    settings = [
+        f"data.name={data}",
+        f"data.pred_lens={horizons}",
+        f"seeds={seeds}",
+        f"model.memory={memory}",
+        *RECIPE,
+        *SIZES.get(backbone, []),
+    ]
+    config = with_protocol(apply_overrides(with_model(load_config("etth1_backbones"), backbone), settings))
+    return run_sweep(config, out / f"{backbone}_{memory}", jobs=jobs)
+
+
+def compare(variants: dict[str, list[RunRecord]], horizon: int) -> dict:
+    """MSE mean ± std per variant and each variant's paired difference to ``off`` at one horizon."""
+    by_seed = {name: {r.seed: r for r in records if r.pred_len == horizon} for name, records in variants.items()}
+    seeds = sorted(by_seed["off"])
+    row = {}
+    for name, runs in by_seed.items():
+        row[name] = {"mse": mean_std([runs[s].mse for s in seeds])}
+        if name != "off":
+            difference = mean_std([runs[s].mse - by_seed["off"][s].mse for s in seeds])
+            row[name]["difference"] = difference
+            row[name]["beats_off"] = difference[0] < 0 and -difference[0] > 2 * difference[1]
+    trained = [r for name in ("analog", "spectral, frozen") for r in variants[name] if r.pred_len == horizon]
+    row["seconds"] = statistics.fmean(r.seconds for r in trained)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| data set | horizon | backbone | off | "
+        + " | ".join(f"{name} | Δ vs off" for name in VARIANTS)
+        + " | a variant beats off (> 2 std) | s/run |",
+        "|" + "---|" * (5 + 2 * len(VARIANTS) + 1),
+    ]
+    for row in rows:
+        cells = [f"{row['off']['mse'][0]:.4f} ± {row['off']['mse'][1]:.4f}"]
+        for name in VARIANTS:
+            mse, difference = row[name]["mse"], row[name]["difference"]
+            mark = "**" if row[name]["beats_off"] else ""
+            cells += [f"{mse[0]:.4f} ± {mse[1]:.4f}", f"{mark}{difference[0]:+.4f} ± {difference[1]:.4f}{mark}"]
+        winners = [name for name in VARIANTS if row[name]["beats_off"]]
+        lines.append(
+            f"| {row['data']} | {row['horizon']} | {row['backbone']} | "
+            + " | ".join(cells)
+            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", default=["ETTh1", "ETTm1"], help="names of the shared files, or CSVs")
+    parser.add_argument("--horizons", type=int, nargs="+", default=[96, 336])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2019, 2020, 2021])
+    parser.add_argument("--backbones", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--out", type=Path, default=Path("runs/memory_ablation"))
+    parser.add_argument("--readme", type=Path, help="rewrite the memory-ablation block of this README")
+    args = parser.parse_args()
+    rows = []
+    for name in args.data:
+        source = FILES.get(name, Path(name))
+        label = name if name in FILES else Path(name).stem
+        for backbone in args.backbones:
+            analog = sweep(backbone, "analog", source, args.horizons, args.seeds, args.out / label, args.jobs)
+            spectral = sweep(backbone, "spectral", source, args.horizons, args.seeds, args.out / label, args.jobs)
+            variants = {
+                "off": scored_without_memory(analog),
+                "spectral, reset": scored_without_memory(spectral),
+                "spectral, frozen": spectral,
+                "analog": analog,
+            }
+            for horizon in args.horizons:
+                row = {"data": label, "horizon": horizon, "backbone": backbone, **compare(variants, horizon)}
+                rows.append(row)
+                print(table([row]).splitlines()[-1], flush=True)
+    text = table(rows)
+    print(text)
+    if args.readme:
+        command = (
+            "python benchmarks/memory_ablation.py --data "
+            + " ".join(args.data)
+            + " --horizons "
+            + " ".join(map(str, args.horizons))
+            + " --seeds "
+            + " ".join(map(str, args.seeds))
+            + f" --jobs {args.jobs} --readme README.md"
+        )
+        rewrite_block(args.readme, START, END, command, text)
+
+
+if __name__ == "__main__":
+    main()
