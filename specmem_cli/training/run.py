@@ -180,8 +180,7 @@ def _finish_run(
     prepare_for_evaluation(model, config.train.memory_at_eval)  # what the run is scored and saved with
     calibration = calibrate(model, data, config.train.batch_size)
     save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, config, params, data, calibration))
-    scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
-    test = evaluate_windows(model, data.test, config.train.batch_size, data.n_outputs, each_batch=scorer.add)
+    test, intervals = _score_test(model, data, config.train.batch_size, calibration)
     record = RunRecord(
         config.model_name,
         dataset_label(config.data.name),
@@ -191,7 +190,7 @@ def _finish_run(
         test.mae,
         str(run_dir),
         round(seconds, 3),
-        intervals=scorer.result(),
+        intervals=intervals,
     )
     log = {**fit_log, "test_mse": test.mse, "test_mae": test.mae, "windows": len(data.test)}
     (run_dir / "log.txt").write_text(json.dumps(log, indent=2) + "\n")
@@ -209,6 +208,13 @@ def calibrate(model: nn.Module, data: PreparedData, batch_size: int) -> Interval
     collector = CalibrationCollector(data.val.pred_len, data.n_outputs)
     evaluate_windows(model, data.val, batch_size, data.n_outputs, each_batch=collector.add)
     return collector.finish()
+
+
+def _score_test(model: nn.Module, data: PreparedData, batch_size: int, calibration: IntervalCalibration):
+    """The test split's point metrics and its interval scores at :data:`DEFAULT_LEVELS`, in one pass."""
+    scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
+    test = evaluate_windows(model, data.test, batch_size, data.n_outputs, each_batch=scorer.add)
+    return test, scorer.result()
 
 
 def _checkpoint(
@@ -282,9 +288,8 @@ def calibrate_run(path: Path) -> RunRecord:
     data = run.data()
     calibration = calibrate(run.model, data, run.config.train.batch_size)
     save_checkpoint(run.path, replace(run.checkpoint, intervals=calibration.to_state()))
-    scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
-    metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs, each_batch=scorer.add)
-    record = _record(run, metrics.mse, metrics.mae, scorer.result())
+    test, intervals = _score_test(run.model, data, run.config.train.batch_size, calibration)
+    record = _record(run, test.mse, test.mae, intervals)
     metrics_path = run.path.parent / "metrics.json"
     if metrics_path.is_file():
         document = json.loads(metrics_path.read_text())
