@@ -23,7 +23,7 @@ from specmem_cli.data.registry import protocol_for, registry
 from specmem_cli.data.table import Reading
 from specmem_cli.errors import ConfigError
 from specmem_cli.memory.contract import EVALUATION_POLICIES
-from specmem_cli.models import check_parameters, hyper_parameters
+from specmem_cli.models import check_parameters
 
 LR_SCHEDULES = ("type1", "type3", "constant")
 LOSSES = ("mse", "huber")
@@ -159,12 +159,6 @@ def config_from_dict(raw: dict[str, Any], source: str = "config", stored: bool =
     config = ExperimentConfig(**kwargs)
     _check_values(config, source)
     check_parameters(config.model_name, config.model_params)
-    memory = {**hyper_parameters(config.model_name), **config.model_params}.get("memory")
-    if memory == "analog" and config.train.memory_at_eval == "reset" and not stored:
-        raise ConfigError(
-            f"{source}: model.memory=analog is built after training and read at evaluation, and "
-            "train.memory_at_eval=reset would empty it; set train.memory_at_eval=frozen (or model.memory=off)"
-        )
     return config
 
 

@@ -11,10 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from specmem_cli.cli import app
-from specmem_cli.config import apply_overrides, load_config, with_model
+from specmem_cli.config import apply_overrides, with_model
 from specmem_cli.data import synthetic_table
 from specmem_cli.data.windows import WindowSet
-from specmem_cli.errors import ConfigError
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models import MODELS, build_model, forecast
 from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone
@@ -112,11 +111,6 @@ def test_the_gate_keeps_an_analog_memory_that_helps_and_drops_one_that_hurts(nam
         network_only = forecast(silent(small(name, "off")), inputs, positions)
         torch.testing.assert_close(forecast(model, inputs, positions), network_only, rtol=0, atol=0)
     assert not torch.allclose(read, network_only)
-
-
-def test_an_analog_memory_needs_the_frozen_policy():
-    with pytest.raises(ConfigError, match=r"set train.memory_at_eval=frozen"):
-        apply_overrides(load_config("etth1_backbones"), ["model.memory=analog", "train.memory_at_eval=reset"])
 
 
 def test_a_backbone_runs_analog_memory_is_trained_kept_or_dropped_and_inspected(tmp_path):
