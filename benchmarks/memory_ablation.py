@@ -28,20 +28,16 @@ Finished runs in ``--out`` are reused, so the benchmark resumes where it stopped
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 from pathlib import Path
 
 from readme_block import rewrite_block
-from suite import FILES
+from suite import FILES, memory_off_records
 
-from specmem_cli.checkpoint import load_run
 from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
-from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.training.run import RunRecord
 from specmem_cli.training.summary import mean_std
 from specmem_cli.training.sweep import run_sweep
-from specmem_cli.training.trainer import evaluate_windows
 
 RECIPE = [
     "train.epochs=4",
@@ -69,19 +65,6 @@ SIZES = {
 }
 VARIANTS = ("spectral, reset", "spectral, frozen", "analog")
 START, END = "<!-- memory-ablation:start -->", "<!-- memory-ablation:end -->"
-
-
-def scored_without_memory(records: list[RunRecord]) -> list[RunRecord]:
-    """Each run's test score with its memory emptied (``reset``): the network alone for an analog memory,
-    the published evaluation for a spectral one."""
-    scored = []
-    for record in records:
-        run = load_run(record.run_dir)
-        data = run.data()
-        prepare_for_evaluation(run.model, "reset")
-        metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
-        scored.append(dataclasses.replace(record, mse=metrics.mse, mae=metrics.mae))
-    return scored
 
 
 def sweep(backbone: str, memory: str, data: Path, horizons: list[int], seeds: list[int], out: Path, jobs: int):
@@ -153,8 +136,8 @@ def main() -> None:
             analog = sweep(backbone, "analog", source, args.horizons, args.seeds, args.out / label, args.jobs)
             spectral = sweep(backbone, "spectral", source, args.horizons, args.seeds, args.out / label, args.jobs)
             variants = {
-                "off": scored_without_memory(analog),
-                "spectral, reset": scored_without_memory(spectral),
+                "off": memory_off_records(analog),
+                "spectral, reset": memory_off_records(spectral),
                 "spectral, frozen": spectral,
                 "analog": analog,
             }

@@ -72,7 +72,8 @@ def sweep(config, out: Path, jobs: int) -> tuple[list, float | None]:
 
 
 def memory_off_records(records: list[RunRecord]) -> list[RunRecord]:
-    """Each finished default run's test metrics with its memory not read: its network alone."""
+    """Each finished run's test metrics with its memory emptied (``reset``): an analog memory's network
+    alone, or a spectral memory scored as the published code scores it."""
     scored = []
     for record in records:
         run = load_run(record.run_dir)

@@ -44,20 +44,18 @@ class Backend(str, Enum):
     dask = "dask"
 
 
-def _is_number(token: str) -> bool:
-    try:
-        int(token)
-    except ValueError:
-        return False
-    return True
+def _parses_as(kind: type):
+    def parses(token: str) -> bool:
+        try:
+            kind(token)
+        except ValueError:
+            return False
+        return True
+
+    return parses
 
 
-def _is_float(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
+_is_number, _is_float = _parses_as(int), _parses_as(float)
 
 
 def _is_setting(token: str) -> bool:
