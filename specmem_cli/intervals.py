@@ -101,12 +101,17 @@ class IntervalCalibration:
         n = self.windows * (self.table.shape[2] if self.pooled else 1)
         return max(1 / (n + 1), LEVEL_GRID[0]), min(n / (n + 1), LEVEL_GRID[-1])
 
-    def offsets(self, levels: np.ndarray, spread: torch.Tensor) -> np.ndarray:
-        """Residual quantiles ``[B, len(levels), pred_len, C]`` (scaled units) for windows of input ``spread`` ``[B, C]``."""
+    def quantiles(self, levels: np.ndarray) -> np.ndarray:
+        """The normalised residual quantiles at ``levels`` for every step ``[len(levels), pred_len, C]``: computed
+        once per set of levels, then scaled per window by :meth:`offsets`."""
         at_levels = _interpolate(LEVEL_GRID, self.table, levels, axis=0)  # [Q, K, C]
-        every_step = _interpolate(self.steps.astype(np.float64), at_levels, np.arange(self.pred_len), axis=1)
+        return _interpolate(self.steps.astype(np.float64), at_levels, np.arange(self.pred_len), axis=1)
+
+    def offsets(self, quantiles: np.ndarray, spread: torch.Tensor) -> np.ndarray:
+        """Residual quantiles ``[B, Q, pred_len, C]`` (scaled units): :meth:`quantiles` ``[Q, pred_len, C]`` for
+        windows of input ``spread`` ``[B, C]``."""
         scale = _scale(spread.cpu().numpy(), self.mean_spread, self.shrink)  # [B, C]
-        return every_step[None] * scale[:, None, None, :]
+        return quantiles[None] * scale[:, None, None, :]
 
 
 def _scale(spread: np.ndarray, mean_spread: np.ndarray, shrink: float) -> np.ndarray:
@@ -242,6 +247,7 @@ class IntervalScorer:
     def __init__(self, calibration: IntervalCalibration, levels: np.ndarray):
         self.calibration, self.levels = calibration, levels
         self.pairs = central_pairs(levels)
+        self.quantiles = calibration.quantiles(levels)  # once: every batch only rescales them
         self.bounded = {level for pair in self.pairs for level in pair}
         self.covered = np.zeros(len(self.pairs))
         self.width = np.zeros(len(self.pairs))
@@ -252,8 +258,8 @@ class IntervalScorer:
         spread = input_spread(inputs, prediction.shape[2])
         point, actual = prediction.double().cpu().numpy(), target.double().cpu().numpy()
         bounds = {}  # one level at a time: a batch of wide data at every level at once would be gigabytes
-        for level in self.levels:
-            bound = point + self.calibration.offsets(np.array([level]), spread)[:, 0]
+        for i, level in enumerate(self.levels):
+            bound = point + self.calibration.offsets(self.quantiles[i : i + 1], spread)[:, 0]
             error = actual - bound
             self.pinball += float(np.maximum(level * error, (level - 1) * error).sum()) / len(self.levels)
             if float(level) in self.bounded:

@@ -63,7 +63,7 @@ def test_coverage_and_quantiles_match_a_gaussian_process():
     rng = np.random.default_rng(0)
     calibration = calibrated(rng)
     (prediction, target, inputs), scale = gaussian_windows(rng, 4000)
-    offsets = calibration.offsets(LEVELS, inputs.std(1, unbiased=False))
+    offsets = calibration.offsets(calibration.quantiles(LEVELS), inputs.std(1, unbiased=False))
     truth = normal_quantile(LEVELS)[None, :, None, None] * scale[:, None, None, :]
     np.testing.assert_allclose(offsets.mean(axis=(0, 2)), truth.mean(axis=(0, 2)), rtol=0.08, atol=0.03)
     scorer = IntervalScorer(calibration, LEVELS)

@@ -122,6 +122,7 @@ def forecast(
     run = load_run(checkpoint)
     calibration = run.calibration() if quantiles is not None else None
     levels = check_levels(quantiles, calibration) if quantiles is not None else None
+    quantiles_at_levels = calibration.quantiles(levels) if levels is not None else None  # once for every origin
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
     seq_len, pred_len = run.config.data.seq_len, run.config.data.pred_lens[0]
@@ -169,7 +170,7 @@ def forecast(
             result.mse, result.mae = float((error**2).mean()), float(np.abs(error).mean())
         if levels is not None:
             spread = input_spread(torch.from_numpy(window)[None], n_out)
-            bounds = prediction[None] + calibration.offsets(levels, spread)[0]
+            bounds = prediction[None] + calibration.offsets(quantiles_at_levels, spread)[0]
             result.quantiles = {
                 float(level): run.scaler.inverse_transform(bound, slice(-n_out, None))
                 for level, bound in zip(levels, bounds, strict=True)
