@@ -16,9 +16,9 @@ import statistics
 import time
 
 import torch
+from textbook_kl import textbook_components
 
 from specmem_cli.memory import SpectralMemory, kl
-from specmem_cli.memory.textbook import textbook_components
 
 N_COMPONENTS = 16
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from textbook_kl import textbook_components
 
 from specmem_cli.memory import SpectralMemory, explained_variance, kl
-from specmem_cli.memory.textbook import textbook_components
 from tests.conftest import REFERENCE
 
 REFERENCE_KL = np.load(REFERENCE / "kl_components_reference.npz")

@@ -1,7 +1,7 @@
 """The published ``T x T`` formulation of the K-L step, written plainly.
 
-Kept only as the oracle the tests compare :mod:`specmem_cli.memory.kl` against and as the
-baseline ``benchmarks/memory.py`` times; nothing in the product calls it.
+The baseline ``benchmarks/memory.py`` times and the oracle the tests compare :mod:`specmem_cli.memory.kl`
+against (pytest finds it through ``pythonpath`` in pyproject.toml); not part of the installed package.
 """
 
 from __future__ import annotations
