@@ -14,9 +14,11 @@ from specmem_cli.cli import app
 from specmem_cli.config import apply_overrides, with_model
 from specmem_cli.data import synthetic_table
 from specmem_cli.data.windows import WindowSet
+from specmem_cli.errors import ConfigError
 from specmem_cli.memory.analog import AnalogMemory
-from specmem_cli.models import MODELS, build_model, forecast
-from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone
+from specmem_cli.memory.spectral import SpectralMemory
+from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters
+from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone, MemoryOptions
 from specmem_cli.training.sweep import run_sweep
 from tests.conftest import tiny_config
 
@@ -56,6 +58,21 @@ def train_steps(model: MemoryBackbone, train: WindowSet, steps: int = 60) -> lis
             if len(losses) == steps:
                 break
     return losses
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_memory_settings_are_one_group_written_as_flat_keys(name):
+    """Every backbone takes the same memory settings (MemoryOptions), written as flat model keys, each
+    reaching the memory; a bad value is a config error naming it."""
+    known = hyper_parameters(name)
+    assert {field: known[field] for field in MemoryOptions.__dataclass_fields__} == vars(MODELS[name].memory_defaults)
+    settings = {"memory": "spectral", "memory_depth": 24, "n_components": 3, "memory_tokens": 2, "tau": 16.0}
+    model = build_model(name, SEQ, HORIZON, 2, {**SMALL, **SIZES.get(name, {}), **settings})
+    assert isinstance(model.memory, SpectralMemory)
+    assert (model.memory.memory_depth, model.memory.n_components, model.memory.memory_tokens) == (24, 3, 2)
+    assert model.memory.tau == 16.0
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        build_model(name, SEQ, HORIZON, 2, {**SMALL, **SIZES.get(name, {}), "memory": "spectral", "strategy": "x"})
 
 
 @pytest.mark.parametrize("memory", MEMORIES)

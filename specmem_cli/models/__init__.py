@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+from dataclasses import asdict, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from specmem_cli.models.dlinear import DLinear
 from specmem_cli.models.itransformer import ITransformer
 from specmem_cli.models.klcycle import KLCycleForecaster
 from specmem_cli.models.klmemory import KLMemoryForecaster
+from specmem_cli.models.memory_backbone import MemoryBackbone, MemoryOptions
 from specmem_cli.models.multires import MultiresForecaster
 from specmem_cli.models.patchtst import PatchTST
 from specmem_cli.models.recurrent import GRUForecaster, LSTMForecaster
@@ -49,18 +51,35 @@ MODELS: dict[str, type[nn.Module]] = {
     "multires": MultiresForecaster,
 }
 _SHAPE_ARGUMENTS = ("seq_len", "pred_len", "n_channels")
+MEMORY_KEYS = frozenset(field.name for field in fields(MemoryOptions))
 CALENDAR_TOLERANCE = 0.02  # steps: 365D is 11.9925 mean months, so calendar clocks need a little slack
 log = logging.getLogger("specmem_cli.models")
 
 
 def hyper_parameters(name: str) -> dict[str, object]:
-    """The model's tunable arguments and their defaults (everything but the data shape)."""
-    signature = inspect.signature(model_class(name).__init__)
-    return {
+    """The model's tunable arguments and their defaults (everything but the data shape), as a config writes
+    them: a memory backbone's :class:`MemoryOptions` group appears as its flat keys."""
+    cls = model_class(name)
+    signature = inspect.signature(cls.__init__)
+    known = {
         key: parameter.default
         for key, parameter in signature.parameters.items()
-        if key not in ("self", *_SHAPE_ARGUMENTS)
+        if key not in ("self", "memory_options", *_SHAPE_ARGUMENTS)
     }
+    if issubclass(cls, MemoryBackbone):
+        known.update(asdict(cls.memory_defaults))
+    return known
+
+
+def constructor_arguments(name: str, params: dict[str, object]) -> dict[str, object]:
+    """A config's flat ``params`` as the model's constructor takes them: a memory backbone's memory keys
+    gathered into one :class:`MemoryOptions` (the class's defaults for the keys not given)."""
+    cls = model_class(name)
+    if not issubclass(cls, MemoryBackbone):
+        return dict(params)
+    group = {key: value for key, value in params.items() if key in MEMORY_KEYS}
+    own = {key: value for key, value in params.items() if key not in MEMORY_KEYS}
+    return {**own, "memory_options": replace(cls.memory_defaults, **group)}
 
 
 def model_class(name: str) -> type[nn.Module]:
@@ -118,7 +137,7 @@ def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params:
     """Instantiate a registered model; an unknown hyper-parameter is a one-line config error."""
     check_parameters(name, params, resolved=True)
     try:
-        return model_class(name)(seq_len, pred_len, n_channels, **params)
+        return model_class(name)(seq_len, pred_len, n_channels, **constructor_arguments(name, params))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model '{name}': {exc}") from None
 

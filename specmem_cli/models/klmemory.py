@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.models.memory_backbone import MemoryBackbone
+from specmem_cli.models.memory_backbone import MemoryBackbone, MemoryOptions
 
 
 class KLMemoryForecaster(MemoryBackbone):
@@ -19,11 +19,13 @@ class KLMemoryForecaster(MemoryBackbone):
     Args:
         seq_len, pred_len, n_channels: look-back, horizon and number of input series.
         d_model, n_heads, d_ff, e_layers, dropout: the encoder's shape.
-        memory: ``spectral`` (memory tokens prepended), ``analog`` (the analog memory blended in after
-            training, where validation says it helps) or ``off`` (the same model without either).
-        memory_depth, n_components, memory_tokens, strategy, kernel, tau, lambda_scaling,
-        projection, bottleneck_width, memory_update: passed to :class:`SpectralMemory`.
+        memory_options: :class:`~specmem_cli.models.memory_backbone.MemoryOptions`, the published
+            settings by default (``memory_defaults``): ``memory`` ``spectral`` (memory tokens prepended),
+            ``analog`` (the analog memory blended in after training, where validation says it helps) or
+            ``off`` (the same model without either); the rest configure :class:`SpectralMemory`.
     """
+
+    memory_defaults = MemoryOptions(memory="spectral", memory_depth=3000, n_components=16, projection="dense")
 
     def __init__(
         self,
@@ -35,17 +37,7 @@ class KLMemoryForecaster(MemoryBackbone):
         d_ff: int = 2048,
         e_layers: int = 2,
         dropout: float = 0.1,
-        memory: str = "spectral",
-        memory_depth: int = 3000,
-        n_components: int = 16,
-        memory_tokens: int = 1,
-        strategy: str = "empirical",
-        kernel: str = "exp",
-        tau: float = 64.0,
-        lambda_scaling: bool = True,
-        projection: str = "dense",
-        bottleneck_width: int = 64,
-        memory_update: str = "batch",
+        memory_options: MemoryOptions | None = None,
     ):
         super().__init__()
         if d_model % n_heads:
@@ -54,23 +46,7 @@ class KLMemoryForecaster(MemoryBackbone):
         self.embedding = nn.Linear(1, d_model)
         self.positions = nn.Parameter(torch.randn(1, seq_len, d_model) * 0.02)
         self.dropout = nn.Dropout(dropout)
-        self.attach_memory(
-            d_model,
-            memory,
-            dropout,
-            seq_len,
-            pred_len,
-            memory_depth=memory_depth,
-            n_components=n_components,
-            memory_tokens=memory_tokens,
-            strategy=strategy,
-            kernel=kernel,
-            tau=tau,
-            lambda_scaling=lambda_scaling,
-            projection=projection,
-            bottleneck_width=bottleneck_width,
-            update=memory_update,
-        )
+        self.attach_memory(d_model, memory_options, dropout, seq_len, pred_len)
         layer = nn.TransformerEncoderLayer(
             d_model, n_heads, d_ff, dropout, activation="gelu", batch_first=True, norm_first=True
         )

@@ -12,9 +12,15 @@ A backbone
 With ``memory='analog'`` nothing in the backbone changes: after training the analog memory's forecast
 is blended into the network's per step, where validation says it helps
 (:mod:`specmem_cli.models.analog_blend`). The trainer finds either memory as ``model.memory``.
+
+The memory settings travel as one group, :class:`MemoryOptions`: a backbone's constructor takes
+``memory_options`` and declares its own defaults once (``memory_defaults``); configs keep writing them as
+flat ``model.`` keys (``model.memory=spectral``, ``model.memory_depth=512``), which the registry gathers.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -27,21 +33,54 @@ from specmem_cli.models.layers import denormalise, normalise
 MEMORIES = ("off", "spectral", "analog")
 
 
+@dataclass(frozen=True)
+class MemoryOptions:
+    """Which memory a backbone carries (``memory``: off, spectral or analog) and the spectral memory's
+    settings (see :class:`SpectralMemory`); an analog memory takes its defaults, as klcycle's does."""
+
+    memory: str = "off"
+    memory_depth: int = 512
+    n_components: int = 8
+    memory_tokens: int = 1
+    strategy: str = "empirical"
+    kernel: str = "exp"
+    tau: float = 64.0
+    lambda_scaling: bool = True
+    projection: str = "bottleneck"
+    bottleneck_width: int = 64
+    memory_update: str = "batch"
+
+
 class MemoryBackbone(AnalogBlend):
     """Base class giving a forecaster ``memory`` (a :class:`SpectralMemory`, an :class:`AnalogMemory` or None)."""
 
     memory: SpectralMemory | AnalogMemory | None
+    memory_defaults = MemoryOptions()  # a backbone whose defaults differ (the published model) overrides this
 
     def attach_memory(
-        self, d_model: int, memory: str, dropout: float = 0.0, seq_len: int = 0, pred_len: int = 0, **options
+        self, d_model: int, options: MemoryOptions | None, dropout: float, seq_len: int, pred_len: int
     ) -> None:
-        """``options`` configure a spectral memory; an analog memory takes its defaults (as klcycle's)."""
-        if memory not in MEMORIES:
-            raise ValueError(f"memory must be one of {', '.join(MEMORIES)}, got '{memory}'")
+        """Attach the memory ``options`` name (the class's :attr:`memory_defaults` when None)."""
+        options = options or self.memory_defaults
+        if options.memory not in MEMORIES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORIES)}, got '{options.memory}'")
         self.memory = None
-        if memory == "spectral":
-            self.memory = SpectralMemory(d_model, dropout=dropout, **options)
-        elif memory == "analog":
+        if options.memory == "spectral":
+            self.memory = SpectralMemory(
+                d_model,
+                memory_depth=options.memory_depth,
+                n_components=options.n_components,
+                memory_tokens=options.memory_tokens,
+                strategy=options.strategy,
+                kernel=options.kernel,
+                tau=options.tau,
+                lambda_scaling=options.lambda_scaling,
+                projection=options.projection,
+                bottleneck_width=options.bottleneck_width,
+                dropout=dropout,
+                update=options.memory_update,
+            )
+        elif options.memory == "analog":
             self.memory = AnalogMemory(seq_len, pred_len, stride=2)
             self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
         self.pooling = nn.Linear(d_model, 1)  # made whatever the memory, so every variant starts from the same weights

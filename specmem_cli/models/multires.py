@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from specmem_cli.models.memory_backbone import MemoryOptions
 from specmem_cli.models.multires_conv import MultiresConv
 from specmem_cli.models.residual import ResidualMixerForecaster
 
@@ -14,10 +15,10 @@ class MultiresForecaster(ResidualMixerForecaster):
 
     Args:
         d_model, e_layers, dropout: width, blocks, dropout.
-        kernel_size, selection, wavelet: the :class:`~specmem_cli.memory.multires.MultiresConv` settings
+        kernel_size, selection, wavelet: the :class:`~specmem_cli.models.multires_conv.MultiresConv` settings
             (``wavelet`` = ``haar``, ``db2``, ... initialises the filters; ``null`` for random).
-        memory (off, spectral or analog), memory_depth, n_components, memory_tokens, strategy, projection:
-            the memory and the spectral memory's options.
+        memory_options: the memory and the spectral memory's settings
+            (:class:`~specmem_cli.models.memory_backbone.MemoryOptions`).
     """
 
     def __init__(
@@ -31,25 +32,8 @@ class MultiresForecaster(ResidualMixerForecaster):
         kernel_size: int = 2,
         selection: str = "fading",
         wavelet: str | None = "haar",
-        memory: str = "off",
-        memory_depth: int = 512,
-        n_components: int = 8,
-        memory_tokens: int = 1,
-        strategy: str = "empirical",
-        projection: str = "bottleneck",
+        memory_options: MemoryOptions | None = None,
     ):
         super().__init__()
         mixers = [MultiresConv(d_model, seq_len, kernel_size, selection, wavelet) for _ in range(e_layers)]
-        self.build(
-            seq_len,
-            pred_len,
-            d_model,
-            mixers,
-            dropout,
-            memory=memory,
-            memory_depth=memory_depth,
-            n_components=n_components,
-            memory_tokens=memory_tokens,
-            strategy=strategy,
-            projection=projection,
-        )
+        self.build(seq_len, pred_len, d_model, mixers, dropout, memory_options)

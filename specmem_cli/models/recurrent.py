@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.models.memory_backbone import MemoryBackbone
+from specmem_cli.models.memory_backbone import MemoryBackbone, MemoryOptions
 
 
 class _RecurrentForecaster(MemoryBackbone):
@@ -15,8 +15,8 @@ class _RecurrentForecaster(MemoryBackbone):
     each training batch writes its pooled outputs into the memory; ``memory='analog'`` blends the analog
     memory's forecast in after training, where validation says it helps.
 
-    Args: ``d_model`` (hidden size), ``e_layers``, ``dropout``, and the memory options ``memory``,
-    ``memory_depth``, ``n_components``, ``memory_tokens``, ``strategy``, ``projection``.
+    Args: ``d_model`` (hidden size), ``e_layers``, ``dropout``, and ``memory_options``
+    (:class:`~specmem_cli.models.memory_backbone.MemoryOptions`).
     """
 
     cell: type[nn.RNNBase]
@@ -29,30 +29,14 @@ class _RecurrentForecaster(MemoryBackbone):
         d_model: int = 64,
         e_layers: int = 1,
         dropout: float = 0.1,
-        memory: str = "off",
-        memory_depth: int = 512,
-        n_components: int = 8,
-        memory_tokens: int = 1,
-        strategy: str = "empirical",
-        projection: str = "bottleneck",
+        memory_options: MemoryOptions | None = None,
     ):
         super().__init__()
         self.pred_len, self.e_layers = pred_len, e_layers
         self.embedding = nn.Linear(1, d_model)
         self.rnn = self.cell(d_model, d_model, e_layers, batch_first=True, dropout=dropout if e_layers > 1 else 0.0)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, pred_len))
-        self.attach_memory(
-            d_model,
-            memory,
-            dropout,
-            seq_len,
-            pred_len,
-            memory_depth=memory_depth,
-            n_components=n_components,
-            memory_tokens=memory_tokens,
-            strategy=strategy,
-            projection=projection,
-        )
+        self.attach_memory(d_model, memory_options, dropout, seq_len, pred_len)
 
     def _initial_state(self, tokens: torch.Tensor | None):
         if tokens is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from specmem_cli.models.memory_backbone import MemoryBackbone
+from specmem_cli.models.memory_backbone import MemoryBackbone, MemoryOptions
 
 
 class ResidualMixerForecaster(MemoryBackbone):
@@ -17,7 +17,13 @@ class ResidualMixerForecaster(MemoryBackbone):
     """
 
     def build(
-        self, seq_len: int, pred_len: int, d_model: int, mixers: list[nn.Module], dropout: float, **memory
+        self,
+        seq_len: int,
+        pred_len: int,
+        d_model: int,
+        mixers: list[nn.Module],
+        dropout: float,
+        memory_options: MemoryOptions | None,
     ) -> None:
         self.pred_len = pred_len
         self.embedding = nn.Linear(1, d_model)
@@ -26,7 +32,7 @@ class ResidualMixerForecaster(MemoryBackbone):
         self.outputs = nn.ModuleList(nn.Linear(d_model, d_model) for _ in mixers)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(seq_len * d_model, pred_len)
-        self.attach_memory(d_model, dropout=dropout, seq_len=seq_len, pred_len=pred_len, **memory)
+        self.attach_memory(d_model, memory_options, dropout, seq_len, pred_len)
 
     def _network(self, x: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
         batch, length, channels = x.shape

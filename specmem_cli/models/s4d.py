@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from specmem_cli.models.memory_backbone import MemoryOptions
 from specmem_cli.models.residual import ResidualMixerForecaster
 
 
@@ -45,9 +46,9 @@ class S4DLayer(nn.Module):
 class S4DForecaster(ResidualMixerForecaster):
     """Residual S4D blocks over each channel's embedded points, flatten head.
 
-    Args: ``d_model``, ``state_size``, ``e_layers``, ``dropout`` and the memory options ``memory``
-    (off, spectral: conditions every step, or analog: blended in after training), ``memory_depth``,
-    ``n_components``, ``memory_tokens``, ``strategy``, ``projection``.
+    Args: ``d_model``, ``state_size``, ``e_layers``, ``dropout`` and ``memory_options``
+    (:class:`~specmem_cli.models.memory_backbone.MemoryOptions`; a spectral memory conditions every step,
+    an analog memory is blended in after training).
     """
 
     def __init__(
@@ -59,25 +60,8 @@ class S4DForecaster(ResidualMixerForecaster):
         state_size: int = 32,
         e_layers: int = 2,
         dropout: float = 0.1,
-        memory: str = "off",
-        memory_depth: int = 512,
-        n_components: int = 8,
-        memory_tokens: int = 1,
-        strategy: str = "empirical",
-        projection: str = "bottleneck",
+        memory_options: MemoryOptions | None = None,
     ):
         super().__init__()
         mixers = [S4DLayer(d_model, state_size) for _ in range(e_layers)]
-        self.build(
-            seq_len,
-            pred_len,
-            d_model,
-            mixers,
-            dropout,
-            memory=memory,
-            memory_depth=memory_depth,
-            n_components=n_components,
-            memory_tokens=memory_tokens,
-            strategy=strategy,
-            projection=projection,
-        )
+        self.build(seq_len, pred_len, d_model, mixers, dropout, memory_options)
