@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from specmem_cli import __version__
-from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, updated
+from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, load_data, updated
 from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
@@ -179,10 +179,14 @@ class LoadedRun:
     """A checkpoint turned back into a model, its config and its data."""
 
     model: nn.Module
-    config: ExperimentConfig
+    spec: RunSpec
     checkpoint: RunCheckpoint
     scaler: StandardScaler
     path: Path
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return self.spec.config
 
     def calibration(self) -> IntervalCalibration:
         """The run's interval calibration, or a one-line error saying how to add it."""
@@ -197,7 +201,7 @@ class LoadedRun:
         """Re-prepare the training data set (or ``source``, a copy of it); an error if it no longer matches
         the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
         name = str(source) if source is not None else self.checkpoint.data_path or self.config.data.name
-        data = load_data(updated(self.config, data={"name": name}), self.config.data.pred_lens[0])
+        data = load_data(updated(self.config, data={"name": name}), self.spec.pred_len)
         trained_on = self.checkpoint.data_sha256
         if trained_on and data.table.sha256 and trained_on != data.table.sha256:
             raise SpecmemError(
@@ -230,7 +234,7 @@ def load_run(path: str | Path) -> LoadedRun:
     scaler = StandardScaler.from_state(checkpoint.scaler_mean.numpy(), checkpoint.scaler_scale.numpy())
     checkpoint_path = Path(path) / "checkpoint.pt" if Path(path).is_dir() else Path(path)
     config = config_from_dict(checkpoint.config, source=str(checkpoint_path), stored=True)
-    return LoadedRun(model, config, checkpoint, scaler, checkpoint_path)
+    return LoadedRun(model, RunSpec.stored(config, str(checkpoint_path)), checkpoint, scaler, checkpoint_path)
 
 
 def find_runs(path: Path) -> list[Path]:

@@ -311,12 +311,12 @@ def train(
         DATA_DEFAULT_PRESET,
         DEFAULT_PRESET,
         apply_overrides,
+        dataset_label,
         load_config,
         updated,
         with_model,
     )
     from specmem_cli.render import RichSweepReporter, comparison_table, results_table, stderr, suite_table
-    from specmem_cli.training.run import dataset_label
     from specmem_cli.training.summary import summary_by_data_set
     from specmem_cli.training.sweep import plan_sweep, run_sweep
 

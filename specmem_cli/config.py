@@ -117,6 +117,43 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a config, one horizon and one seed. Its ``config`` is the single-run config (``pred_lens:
+    [pred_len]``, ``seeds: [seed]``) that the run's directory and checkpoint store; everything downstream
+    of a sweep (training, the checkpoint, evaluation, forecasting) takes the horizon and seed from here."""
+
+    config: ExperimentConfig
+    pred_len: int
+    seed: int
+
+    @classmethod
+    def of(cls, sweep: ExperimentConfig, pred_len: int, seed: int) -> RunSpec:
+        """The run of ``sweep`` at horizon ``pred_len`` with ``seed``."""
+        single = updated(
+            sweep, data={"pred_lens": [pred_len]}, seeds=[seed], source=f"run (horizon {pred_len}, seed {seed})"
+        )
+        return cls(single, pred_len, seed)
+
+    @classmethod
+    def stored(cls, config: ExperimentConfig, source: str) -> RunSpec:
+        """A run's stored single-run config, read back (one horizon and one seed, or a config error)."""
+        if len(config.data.pred_lens) != 1 or len(config.seeds) != 1:
+            raise ConfigError(f"{source}: a run's config holds one horizon and one seed; the file is damaged")
+        return cls(config, config.data.pred_lens[0], config.seeds[0])
+
+    @property
+    def name(self) -> str:
+        """The run's directory name, e.g. ``klcycle_ETTh1_sl96_pl96_seed2021``."""
+        label = dataset_label(self.config.data.name)
+        return f"{self.config.model_name}_{label}_sl{self.config.data.seq_len}_pl{self.pred_len}_seed{self.seed}"
+
+
+def dataset_label(name: str) -> str:
+    """A data set's name in tables and run names: a registry name as it is, a file by its stem."""
+    return Path(name).stem if name.lower().endswith(".csv") else name
+
+
 _SECTIONS = {"data": DataConfig, "train": TrainConfig}
 
 

@@ -125,7 +125,7 @@ def forecast(
     quantiles_at_levels = calibration.quantiles(levels) if levels is not None else None  # once for every origin
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
-    seq_len, pred_len = run.config.data.seq_len, run.config.data.pred_lens[0]
+    seq_len, pred_len = run.config.data.seq_len, run.spec.pred_len
     columns = run.checkpoint.columns
     outputs = run.checkpoint.output_columns
     values = table.values[:, [table.columns.index(c) for c in columns]]

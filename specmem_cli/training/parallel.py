@@ -20,7 +20,7 @@ import joblib
 import torch
 
 from specmem_cli.checkpoint import atomic_write
-from specmem_cli.config import config_from_dict, load_data
+from specmem_cli.config import RunSpec, load_data
 from specmem_cli.errors import SpecmemError
 from specmem_cli.training.run import train_run
 from specmem_cli.training.trainer import TRAINING_STATE, Reporter
@@ -31,9 +31,9 @@ MAX_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class RunJob:
-    """One (horizon, seed) run: its single-run config (as a dict, to travel to workers) and destination."""
+    """One (horizon, seed) run and its destination (the spec pickles to a worker as any dataclass does)."""
 
-    config: dict
+    run: RunSpec
     run_dir: Path
     threads: int
 
@@ -41,13 +41,12 @@ class RunJob:
 def execute_job(job: RunJob):
     """Worker side: train into a temporary directory with ``job.threads`` torch threads; return record and files."""
     torch.set_num_threads(job.threads)
-    config = config_from_dict(job.config)
     with tempfile.TemporaryDirectory(prefix="specmem-run-") as scratch:
         local = Path(scratch) / job.run_dir.name
         # the epoch states go where the run will live, so an interrupted sweep resumes it (when this
         # worker shares that filesystem; elsewhere the run starts again)
         state = job.run_dir / TRAINING_STATE if job.run_dir.parent.is_dir() else None
-        record = train_run(config, local, load_data(config, config.data.pred_lens[0]), Reporter(), state)
+        record = train_run(job.run, local, load_data(job.run.config, job.run.pred_len), Reporter(), state)
         files = {path.name: path.read_bytes() for path in local.iterdir() if path.is_file()}
     return replace(record, run_dir=str(job.run_dir)), files
 

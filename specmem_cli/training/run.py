@@ -22,7 +22,7 @@ import yaml
 from torch import nn
 
 from specmem_cli.checkpoint import LoadedRun, RunCheckpoint, atomic_write, load_run, save_checkpoint
-from specmem_cli.config import ExperimentConfig, config_from_dict, load_data, with_protocol
+from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, dataset_label, load_data, with_protocol
 from specmem_cli.data import PreparedData
 from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.errors import CheckpointError, SpecmemError
@@ -58,10 +58,6 @@ class RunRecord:
         return asdict(self)
 
 
-def dataset_label(name: str) -> str:
-    return Path(name).stem if name.lower().endswith(".csv") else name
-
-
 def fingerprint(config: ExperimentConfig) -> str:
     return settings_identity(config.to_dict())
 
@@ -81,7 +77,7 @@ def settings_identity(raw: dict[str, Any]) -> str:
 
 
 def train_run(
-    config: ExperimentConfig, run_dir: Path, data: PreparedData, reporter: Reporter, state_path: Path | None = None
+    run: RunSpec, run_dir: Path, data: PreparedData, reporter: Reporter, state_path: Path | None = None
 ) -> RunRecord:
     """Train, checkpoint, evaluate the test split once, then write metrics (the 'finished' mark).
 
@@ -90,18 +86,18 @@ def train_run(
     fails before finishing one epoch leaves no directory behind. Only finished runs count as results.
     """
     state_path = state_path or run_dir / TRAINING_STATE
+    config = run.config
     _fresh_run_dir(run_dir, config)
     try:
-        pred_len, seed = config.data.pred_lens[0], config.seeds[0]
-        seed_everything(seed)
+        seed_everything(run.seed)
         params = resolve_step_parameters(
             config.model_name, config.model_params, data.time_axis.step, data.training_rows()
         )
-        model = build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
+        model = build_model(config.model_name, config.data.seq_len, run.pred_len, data.n_inputs, params)
         _announce(model, config, data)
         started = time.perf_counter()
-        result = fit(model, data, config.train, seed, reporter, Resume(state_path, fingerprint(config)))
-        record = _finish_run(model, config, params, data, run_dir, asdict(result), time.perf_counter() - started)
+        result = fit(model, data, config.train, run.seed, reporter, Resume(state_path, fingerprint(config)))
+        record = _finish_run(model, run, params, data, run_dir, asdict(result), time.perf_counter() - started)
     except BaseException:
         if not (run_dir / "metrics.json").is_file() and not (run_dir / TRAINING_STATE).is_file():
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -144,14 +140,13 @@ def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, 
         "name": "klmemory",
         **{k: v for k, v in shape.items() if k not in ("seq_len", "pred_len")},
     }
-    raw["data"].update(seq_len=shape["seq_len"], pred_lens=[shape["pred_len"]])
-    raw["seeds"] = raw["seeds"][:1]
-    single = config_from_dict(raw, source=str(weights))
-    data = load_data(single, shape["pred_len"])
-    model = build_model("klmemory", shape["seq_len"], shape["pred_len"], data.n_inputs, single.model_params)
+    raw["data"].update(seq_len=shape["seq_len"])
+    run = RunSpec.of(config_from_dict(raw, source=str(weights)), shape["pred_len"], raw["seeds"][0])
+    data = load_data(run.config, run.pred_len)
+    model = build_model("klmemory", shape["seq_len"], run.pred_len, data.n_inputs, run.config.model_params)
     load_published(model, state)
-    _fresh_run_dir(run_dir, single)
-    return _finish_run(model, single, single.model_params, data, run_dir, {"imported_from": str(weights)}, 0.0)
+    _fresh_run_dir(run_dir, run.config)
+    return _finish_run(model, run, run.config.model_params, data, run_dir, {"imported_from": str(weights)}, 0.0)
 
 
 def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
@@ -166,7 +161,7 @@ def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
 
 def _finish_run(
     model: nn.Module,
-    config: ExperimentConfig,
+    run: RunSpec,
     params: dict[str, Any],
     data: PreparedData,
     run_dir: Path,
@@ -175,17 +170,18 @@ def _finish_run(
 ) -> RunRecord:
     """Calibrate intervals on validation, checkpoint (with the model's resolved ``params``), score the test
     split once (points and intervals), write the metrics."""
+    config = run.config
     if not (run_dir / "config.yaml").is_file():
         raise SpecmemError(f"{run_dir} was deleted while its run trained; nothing was saved for it, rerun to train it")
     prepare_for_evaluation(model, config.train.memory_at_eval)  # what the run is scored and saved with
     calibration = calibrate(model, data, config.train.batch_size)
-    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, config, params, data, calibration))
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, run, params, data, calibration))
     test, intervals = _score_test(model, data, config.train.batch_size, calibration)
     record = RunRecord(
         config.model_name,
         dataset_label(config.data.name),
-        config.data.pred_lens[0],
-        config.seeds[0],
+        run.pred_len,
+        run.seed,
         test.mse,
         test.mae,
         str(run_dir),
@@ -218,17 +214,13 @@ def _score_test(model: nn.Module, data: PreparedData, batch_size: int, calibrati
 
 
 def _checkpoint(
-    model: nn.Module,
-    config: ExperimentConfig,
-    params: dict[str, Any],
-    data: PreparedData,
-    calibration: IntervalCalibration,
+    model: nn.Module, run: RunSpec, params: dict[str, Any], data: PreparedData, calibration: IntervalCalibration
 ) -> RunCheckpoint:
+    config = run.config
     source = resolve_data_path(config.data.name, registry(config.datasets))
     return RunCheckpoint(
         model_name=config.model_name,
-        model_params={"seq_len": config.data.seq_len, "pred_len": config.data.pred_lens[0], "n_channels": data.n_inputs}
-        | params,
+        model_params={"seq_len": config.data.seq_len, "pred_len": run.pred_len, "n_channels": data.n_inputs} | params,
         state_dict={key: value.detach().cpu() for key, value in model.state_dict().items()},
         config=config.to_dict(),
         data_path=str(source.resolve()) if source is not None else None,
@@ -270,8 +262,8 @@ def _record(run: LoadedRun, mse: float, mae: float, intervals: dict | None) -> R
     return RunRecord(
         run.config.model_name,
         dataset_label(run.config.data.name),
-        run.config.data.pred_lens[0],
-        run.config.seeds[0],
+        run.spec.pred_len,
+        run.spec.seed,
         mse,
         mae,
         str(run.path.parent),

@@ -12,14 +12,14 @@ import filelock
 import torch
 
 from specmem_cli.checkpoint import load_checkpoint
-from specmem_cli.config import ExperimentConfig, load_data, parse_yaml, read_data, updated
+from specmem_cli.config import ExperimentConfig, RunSpec, load_data, parse_yaml, read_data, updated
 from specmem_cli.data import SeriesTable
 from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.splits import Windows, infer_split_scheme, windows_that_fit
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.training import parallel
-from specmem_cli.training.run import RunRecord, dataset_label, fingerprint, settings_identity, train_run
+from specmem_cli.training.run import RunRecord, fingerprint, settings_identity, train_run
 from specmem_cli.training.trainer import Reporter, training_device
 
 log = logging.getLogger("specmem_cli.training")
@@ -31,17 +31,6 @@ class SweepReporter(Reporter):
     def start_run(self, label: str, index: int, total: int) -> None: ...
 
     def end_run(self, record: RunRecord) -> None: ...
-
-
-def run_name(config: ExperimentConfig, pred_len: int, seed: int) -> str:
-    return f"{config.model_name}_{dataset_label(config.data.name)}_sl{config.data.seq_len}_pl{pred_len}_seed{seed}"
-
-
-def run_config(config: ExperimentConfig, pred_len: int, seed: int) -> ExperimentConfig:
-    """The single-run config stored with a run: one horizon, one seed."""
-    return updated(
-        config, data={"pred_lens": [pred_len]}, seeds=[seed], source=f"run (horizon {pred_len}, seed {seed})"
-    )
 
 
 def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tuple[ExperimentConfig, SeriesTable]:
@@ -92,9 +81,9 @@ def run_sweep(
     config, table = plan_sweep(config, table)
     check_models(config, table)
     grid = [(p, s) for p in config.data.pred_lens for s in config.seeds]
-    singles = {(p, s): run_config(config, p, s) for p, s in grid}
-    run_dirs = {(p, s): out_dir / run_name(config, p, s) for p, s in grid}
-    records = {key: finished_record(run_dirs[key], singles[key], table.sha256) for key in grid}
+    runs = {(p, s): RunSpec.of(config, p, s) for p, s in grid}
+    run_dirs = {key: out_dir / run.name for key, run in runs.items()}
+    records = {key: finished_record(run_dirs[key], runs[key].config, table.sha256) for key in grid}
     for record in records.values():
         if record is not None:
             reporter.end_run(record)
@@ -105,7 +94,7 @@ def run_sweep(
     def train_claimed(keys: list[tuple[int, int]]) -> None:
         if parallel_runs:
             threads = config.train.threads or parallel.default_threads(jobs)
-            work = [parallel.RunJob(singles[key].to_dict(), run_dirs[key], threads) for key in keys]
+            work = [parallel.RunJob(runs[key], run_dirs[key], threads) for key in keys]
             by_dir = {str(run_dirs[key]): key for key in keys}
 
             def done(record: RunRecord) -> None:
@@ -117,8 +106,8 @@ def run_sweep(
             return
         for index, key in enumerate(keys):
             reporter.start_run(run_dirs[key].name, index, len(keys))
-            data = load_data(singles[key], key[0], table)
-            records[key] = train_run(singles[key], run_dirs[key], data, reporter)
+            data = load_data(runs[key].config, runs[key].pred_len, table)
+            records[key] = train_run(runs[key], run_dirs[key], data, reporter)
             reporter.end_run(records[key])
 
     todo = [key for key in grid if records[key] is None]
@@ -129,7 +118,7 @@ def run_sweep(
         if key in mine:
             continue
         with _claim(run_dirs[key], wait=True):  # another process had it: wait, then reuse or train it
-            records[key] = finished_record(run_dirs[key], singles[key], table.sha256)
+            records[key] = finished_record(run_dirs[key], runs[key].config, table.sha256)
             if records[key] is None:
                 train_claimed([key])
             else:
