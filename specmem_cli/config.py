@@ -21,7 +21,7 @@ import yaml
 from specmem_cli.data import PreparedData, SeriesTable, load_table, prepare
 from specmem_cli.data.registry import protocol_for, registry
 from specmem_cli.data.table import Reading
-from specmem_cli.errors import ConfigError
+from specmem_cli.errors import CheckpointError, ConfigError
 from specmem_cli.memory.contract import EVALUATION_POLICIES
 from specmem_cli.models import check_parameters
 
@@ -137,9 +137,12 @@ class RunSpec:
 
     @classmethod
     def stored(cls, config: ExperimentConfig, source: str) -> RunSpec:
-        """A run's stored single-run config, read back (one horizon and one seed, or a config error)."""
+        """A run's stored single-run config, read back (one horizon and one seed, or a one-line error)."""
         if len(config.data.pred_lens) != 1 or len(config.seeds) != 1:
-            raise ConfigError(f"{source}: a run's config holds one horizon and one seed; the file is damaged")
+            raise CheckpointError(
+                f"{source}: its config holds horizons {config.data.pred_lens} and seeds {config.seeds}, where a run "
+                "holds one of each; the file is damaged: retrain the run with `specmem train`"
+            )
         return cls(config, config.data.pred_lens[0], config.seeds[0])
 
     @property

@@ -144,6 +144,12 @@ def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
             load_checkpoint(tmp_path / name)
         result = runner.invoke(app, ["evaluate", str(tmp_path / name)])
         assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
+    # readable, but its stored config is not one run's (two horizons): refused when the run is rebuilt
+    two_horizons = {**document["config"], "data": {**document["config"]["data"], "pred_lens": [12, 24]}}
+    torch.save({**document, "config": two_horizons}, tmp_path / "two_horizons.pt")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "two_horizons.pt")])
+    assert result.exit_code == 1 and "holds horizons [12, 24] and seeds [7]" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_config_overrides_and_unknown_keys():
