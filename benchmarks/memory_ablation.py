@@ -2,7 +2,7 @@
 
     python benchmarks/memory_ablation.py [--data ETTh1 ETTm1] [--horizons 96 336] [--seeds 2019 2020 2021]
                                          [--backbones gru lstm s4d multires klmemory] [--jobs 2]
-                                         [--out runs/memory_ablation] [--readme README.md]
+                                         [--out runs/memory_ablation] [--finished-only] [--readme README.md]
 
 What it measures, for each backbone, data set, horizon and seed (look-back 96, TSL splits, every test
 window kept), with one CPU recipe for every backbone (:data:`RECIPE`, sizes in :data:`SIZES`):
@@ -22,7 +22,9 @@ window kept), with one CPU recipe for every backbone (:data:`RECIPE`, sizes in :
 Per row: test MSE mean ± std over seeds, and for each variant its paired difference to ``off`` (the
 same seed's runs; mean ± std over seeds); a variant *beats* off when the mean difference is below zero
 by more than twice its std. Seconds per run are training seconds (mean over the row's trained runs).
-Finished runs in ``--out`` are reused, so the benchmark resumes where it stopped.
+Finished runs in ``--out`` are reused, so the benchmark resumes where it stopped; ``--finished-only``
+trains nothing and reports the cells whose runs are all finished (each row names the command that
+trains it alone), so a grid run in parts can be written to the README as far as it got.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 from readme_block import rewrite_block
 from suite import FILES, memory_off_records
 
-from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
+from specmem_cli.config import ExperimentConfig, RunSpec, apply_overrides, load_config, with_model, with_protocol
 from specmem_cli.training.run import RunRecord
 from specmem_cli.training.summary import mean_std
 from specmem_cli.training.sweep import run_sweep
@@ -67,7 +69,7 @@ VARIANTS = ("spectral, reset", "spectral, frozen", "analog")
 START, END = "<!-- memory-ablation:start -->", "<!-- memory-ablation:end -->"
 
 
-def sweep(backbone: str, memory: str, data: Path, horizons: list[int], seeds: list[int], out: Path, jobs: int):
+def sweep_config(backbone: str, memory: str, data: Path, horizons: list[int], seeds: list[int]) -> ExperimentConfig:
     settings = [
         f"data.name={data}",
         f"data.pred_lens={horizons}",
@@ -76,8 +78,21 @@ def sweep(backbone: str, memory: str, data: Path, horizons: list[int], seeds: li
         *RECIPE,
         *SIZES.get(backbone, []),
     ]
-    config = with_protocol(apply_overrides(with_model(load_config("etth1_backbones"), backbone), settings))
-    return run_sweep(config, out / f"{backbone}_{memory}", jobs=jobs)
+    return with_protocol(apply_overrides(with_model(load_config("etth1_backbones"), backbone), settings))
+
+
+def finished(config: ExperimentConfig, out: Path) -> bool:
+    """Whether every (horizon, seed) run of ``config`` has finished under ``out`` (nothing is trained)."""
+    runs = [RunSpec.of(config, p, s) for p in config.data.pred_lens for s in config.seeds]
+    return all((out / run.name / "metrics.json").is_file() for run in runs)
+
+
+def cell_command(data: str, horizon: int, backbone: str, seeds: list[int]) -> str:
+    seed_list = " ".join(map(str, seeds))
+    return (
+        f"python benchmarks/memory_ablation.py --data {data} --horizons {horizon} --backbones {backbone} "
+        f"--seeds {seed_list}"
+    )
 
 
 def compare(variants: dict[str, list[RunRecord]], horizon: int) -> dict:
@@ -100,8 +115,8 @@ def table(rows: list[dict]) -> str:
     lines = [
         "| data set | horizon | backbone | off | "
         + " | ".join(f"{name} | Δ vs off" for name in VARIANTS)
-        + " | a variant beats off (> 2 std) | s/run |",
-        "|" + "---|" * (5 + 2 * len(VARIANTS) + 1),
+        + " | a variant beats off (> 2 std) | s/run | command |",
+        "|" + "---|" * (5 + 2 * len(VARIANTS) + 2),
     ]
     for row in rows:
         cells = [f"{row['off']['mse'][0]:.4f} ± {row['off']['mse'][1]:.4f}"]
@@ -113,7 +128,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {row['data']} | {row['horizon']} | {row['backbone']} | "
             + " | ".join(cells)
-            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} |"
+            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} | `{row['command']}` |"
         )
     return "\n".join(lines)
 
@@ -126,36 +141,43 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--out", type=Path, default=Path("runs/memory_ablation"))
+    parser.add_argument(
+        "--finished-only", action="store_true", help="train nothing: report the cells whose runs all finished"
+    )
     parser.add_argument("--readme", type=Path, help="rewrite the memory-ablation block of this README")
     args = parser.parse_args()
     rows = []
     for name in args.data:
         source = FILES.get(name, Path(name))
         label = name if name in FILES else Path(name).stem
-        for backbone in args.backbones:
-            analog = sweep(backbone, "analog", source, args.horizons, args.seeds, args.out / label, args.jobs)
-            spectral = sweep(backbone, "spectral", source, args.horizons, args.seeds, args.out / label, args.jobs)
-            variants = {
-                "off": memory_off_records(analog),
-                "spectral, reset": memory_off_records(spectral),
-                "spectral, frozen": spectral,
-                "analog": analog,
-            }
-            for horizon in args.horizons:
-                row = {"data": label, "horizon": horizon, "backbone": backbone, **compare(variants, horizon)}
-                rows.append(row)
-                print(table([row]).splitlines()[-1], flush=True)
+        for backbone, horizon in [(b, h) for b in args.backbones for h in args.horizons]:
+            records = {}
+            for memory in ("analog", "spectral"):
+                config = sweep_config(backbone, memory, source, [horizon], args.seeds)
+                out = args.out / label / f"{backbone}_{memory}"
+                if args.finished_only and not finished(config, out):
+                    print(f"not finished, left out: {label} h{horizon} {backbone} ({memory})", flush=True)
+                    break
+                records[memory] = run_sweep(config, out, jobs=args.jobs)
+            else:
+                variants = {
+                    "off": memory_off_records(records["analog"]),
+                    "spectral, reset": memory_off_records(records["spectral"]),
+                    "spectral, frozen": records["spectral"],
+                    "analog": records["analog"],
+                }
+                command = cell_command(name, horizon, backbone, args.seeds)
+                row = {"data": label, "horizon": horizon, "backbone": backbone, "command": command}
+                rows.append({**row, **compare(variants, horizon)})
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
     text = table(rows)
     print(text)
     if args.readme:
+        flags = " --finished-only" if args.finished_only else f" --jobs {args.jobs}"
         command = (
-            "python benchmarks/memory_ablation.py --data "
-            + " ".join(args.data)
-            + " --horizons "
-            + " ".join(map(str, args.horizons))
-            + " --seeds "
-            + " ".join(map(str, args.seeds))
-            + f" --jobs {args.jobs} --readme README.md"
+            f"python benchmarks/memory_ablation.py --data {' '.join(args.data)} --horizons "
+            f"{' '.join(map(str, args.horizons))} --backbones {' '.join(args.backbones)} --seeds "
+            f"{' '.join(map(str, args.seeds))}{flags} --readme README.md"
         )
         rewrite_block(args.readme, START, END, command, text)
 
