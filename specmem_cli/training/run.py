@@ -22,7 +22,15 @@ import yaml
 from torch import nn
 
 from specmem_cli.checkpoint import LoadedRun, RunCheckpoint, atomic_write, load_run, save_checkpoint
-from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, dataset_label, load_data, with_protocol
+from specmem_cli.config import (
+    ExperimentConfig,
+    RunSpec,
+    config_from_dict,
+    dataset_label,
+    load_data,
+    updated,
+    with_protocol,
+)
 from specmem_cli.data import PreparedData
 from specmem_cli.data.registry import registry, resolve_data_path
 from specmem_cli.errors import CheckpointError, SpecmemError
@@ -34,7 +42,7 @@ from specmem_cli.intervals import (
     check_levels,
 )
 from specmem_cli.memory import prepare_for_evaluation
-from specmem_cli.models import build_model, hyper_parameters, resolve_step_parameters
+from specmem_cli.models import build_model, check_parameters, hyper_parameters, resolve_step_parameters
 from specmem_cli.models.published import load_published, published_hyper_parameters
 from specmem_cli.training.trainer import TRAINING_STATE, Reporter, Resume, evaluate_windows, fit, seed_everything
 
@@ -134,14 +142,11 @@ def import_published_run(weights: Path, config: ExperimentConfig, n_heads: int, 
     if not isinstance(state, dict):
         raise CheckpointError(f"{weights}: not a state dict; give the checkpoint.pth that TSL saved")
     shape = published_hyper_parameters(state, n_heads)
-    raw = with_protocol(config).to_dict()
-    raw["model"] = {
-        **raw["model"],
-        "name": "klmemory",
-        **{k: v for k, v in shape.items() if k not in ("seq_len", "pred_len")},
-    }
-    raw["data"].update(seq_len=shape["seq_len"])
-    run = RunSpec.of(config_from_dict(raw, source=str(weights)), shape["pred_len"], raw["seeds"][0])
+    architecture = {k: v for k, v in shape.items() if k not in ("seq_len", "pred_len")}
+    published = replace(with_protocol(config), model={**config.model, "name": "klmemory", **architecture})
+    check_parameters("klmemory", published.model_params)
+    sweep = updated(published, data={"seq_len": shape["seq_len"]}, source=str(weights))
+    run = RunSpec.of(sweep, shape["pred_len"], sweep.seeds[0])
     data = load_data(run.config, run.pred_len)
     model = build_model("klmemory", shape["seq_len"], run.pred_len, data.n_inputs, run.config.model_params)
     load_published(model, state)
