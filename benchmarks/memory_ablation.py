@@ -1,7 +1,8 @@
 """Does a memory help each backbone? Memory off, spectral (published reset / frozen) and analog, side by side.
 
     python benchmarks/memory_ablation.py [--data ETTh1 ETTm1] [--horizons 96 336] [--seeds 2019 2020 2021]
-                                         [--backbones gru lstm s4d multires klmemory] [--jobs 2]
+                                         [--backbones gru lstm s4d multires klmemory patchtst itransformer]
+                                         [--jobs 2]
                                          [--out runs/memory_ablation] [--finished-only] [--readme README.md]
 
 What it measures, for each backbone, data set, horizon and seed (look-back 96, TSL splits, every test
@@ -64,6 +65,8 @@ SIZES = {
         "model.memory_depth=512",
         "model.n_components=8",
     ],
+    "patchtst": ["model.d_model=64", "model.n_heads=4", "model.d_ff=128"],
+    "itransformer": [],  # TSL's ETTh1 size (d_model 128, 2 layers) is already a CPU size
 }
 VARIANTS = ("spectral, reset", "spectral, frozen", "analog")
 START, END = "<!-- memory-ablation:start -->", "<!-- memory-ablation:end -->"

@@ -10,21 +10,27 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from specmem_cli.checkpoint import load_run
 from specmem_cli.cli import app
 from specmem_cli.config import apply_overrides, with_model
 from specmem_cli.data import synthetic_table
 from specmem_cli.data.windows import WindowSet
-from specmem_cli.errors import ConfigError
+from specmem_cli.errors import CheckpointError, ConfigError
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.memory.spectral import SpectralMemory
 from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters
 from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone, MemoryOptions
+from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sweep import run_sweep
 from tests.conftest import tiny_config
 
 BACKBONES = sorted(name for name, cls in MODELS.items() if issubclass(cls, MemoryBackbone))
 SMALL = {"d_model": 16, "dropout": 0.0, "memory_depth": 16, "n_components": 4}
-SIZES = {"klmemory": {"n_heads": 2, "d_ff": 32, "e_layers": 1, "projection": "bottleneck"}}
+SIZES = {
+    "klmemory": {"n_heads": 2, "d_ff": 32, "e_layers": 1, "projection": "bottleneck"},
+    "patchtst": {"n_heads": 2, "d_ff": 32},
+    "itransformer": {"n_heads": 2, "d_ff": 32},
+}
 SEQ, HORIZON = 48, 12
 
 
@@ -144,3 +150,21 @@ def test_a_backbone_runs_analog_memory_is_trained_kept_or_dropped_and_inspected(
     report = json.loads(result.stdout)
     assert report["strategy"] == "analog" and report["history_rows"] > 0
     assert len(report["key_modes"]) == 32 and len(report["key_modes"][0]) == 48  # 32 K-L modes of 48-step windows
+
+
+@pytest.mark.parametrize("name", ["patchtst", "itransformer"])
+def test_runs_saved_before_a_model_took_a_memory_still_load(tmp_path, name):
+    """PatchTST and iTransformer checkpoints from before the memory contract lack its pooling layer (read
+    only by a spectral memory's writes): they load and score exactly as saved."""
+    settings = ["model.d_model=8", "model.n_heads=2", "model.d_ff=16", "train.max_steps=5"]
+    (record,) = run_sweep(apply_overrides(with_model(tiny_config(), name), settings), tmp_path / "runs")
+    path = Path(record.run_dir) / "checkpoint.pt"
+    document = torch.load(path, weights_only=True)
+    document["state_dict"] = {k: v for k, v in document["state_dict"].items() if not k.startswith("pooling.")}
+    torch.save(document, path)
+    again = evaluate_run(Path(record.run_dir))
+    assert (again.mse, again.mae) == (record.mse, record.mae)
+    layer = {"patchtst": "embedding.weight", "itransformer": "projection.weight"}[name]
+    torch.save({**document, "state_dict": {**document["state_dict"], layer: torch.zeros(3, 3)}}, path)
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_run(path)

@@ -56,6 +56,7 @@ class MemoryBackbone(AnalogBlend):
 
     memory: SpectralMemory | AnalogMemory | None
     memory_defaults = MemoryOptions()  # a backbone whose defaults differ (the published model) overrides this
+    normalises = True  # the network sees per-window normalised inputs (a backbone may make it optional)
 
     def attach_memory(
         self, d_model: int, options: MemoryOptions | None, dropout: float, seq_len: int, pred_len: int
@@ -81,6 +82,10 @@ class MemoryBackbone(AnalogBlend):
                 update=options.memory_update,
             )
         elif options.memory == "analog":
+            if not self.normalises:
+                raise ValueError(
+                    "the analog memory compares normalised windows; turn normalisation on (use_norm: true)"
+                )
             self.memory = AnalogMemory(seq_len, pred_len, stride=2)
             self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
         self.pooling = nn.Linear(d_model, 1)  # made whatever the memory, so every variant starts from the same weights
@@ -115,6 +120,8 @@ class MemoryBackbone(AnalogBlend):
         A spectral memory is written in training mode (as published), or whenever ``write_memory`` is
         True (rebuilding a memory from data in eval mode); an analog memory is read where it was kept.
         """
+        if not self.normalises:
+            return self._network(x, write_memory)
         normalised, mean, std = normalise(x)
         forecast = self._network(normalised, write_memory)
         return denormalise(self.blended(normalised, forecast, positions), mean, std)

@@ -1,11 +1,16 @@
-"""PatchTST (Nie et al., 2023): channel-independent Transformer over patches of each series."""
+"""PatchTST (Nie et al., 2023): channel-independent Transformer over patches of each series.
+
+It takes a memory like every :class:`~specmem_cli.models.memory_backbone.MemoryBackbone`: spectral memory
+tokens are prepended to each series' patch tokens (as in the published K-L model), or the analog memory is
+blended in after training; with ``memory: off`` (its default) it is PatchTST as published."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from specmem_cli.models.layers import denormalise, normalise, sinusoidal_positions, transformer_encoder
+from specmem_cli.models.layers import sinusoidal_positions, transformer_encoder
+from specmem_cli.models.memory_backbone import MemoryBackbone, MemoryOptions
 
 
 class _BatchNormOverTokens(nn.Module):
@@ -19,12 +24,13 @@ class _BatchNormOverTokens(nn.Module):
         return self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
-class PatchTST(nn.Module):
+class PatchTST(MemoryBackbone):
     """Per-window normalisation, patches (end padded by ``stride``), encoder, flatten head.
 
     Args:
         patch_len, stride: patch size and step over the look-back window.
         d_model, n_heads, d_ff, e_layers, dropout: the encoder's shape.
+        memory_options: the memory (:class:`~specmem_cli.models.memory_backbone.MemoryOptions`; off by default).
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class PatchTST(nn.Module):
         d_ff: int = 2048,
         e_layers: int = 1,
         dropout: float = 0.1,
+        memory_options: MemoryOptions | None = None,
     ):
         super().__init__()
         self.patch_len, self.stride = patch_len, stride
@@ -50,13 +57,18 @@ class PatchTST(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(start_dim=1), nn.Linear(n_patches * d_model, pred_len), nn.Dropout(dropout)
         )
+        self.attach_memory(d_model, memory_options, dropout, seq_len, pred_len)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _network(self, x: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
         batch, _, channels = x.shape
-        x, mean, std = normalise(x)
         series = x.transpose(1, 2).reshape(batch * channels, -1)
         series = torch.cat([series, series[:, -1:].expand(-1, self.stride)], dim=1)  # replicate-pad the end
         patches = series.unfold(1, self.patch_len, self.stride)  # [B*C, n_patches, patch_len]
-        encoded = self.encoder(self.dropout(self.embedding(patches) + self.positions))
-        forecast = self.head(encoded).reshape(batch, channels, -1).transpose(1, 2)
-        return denormalise(forecast, mean, std)
+        hidden = self.dropout(self.embedding(patches) + self.positions)
+        tokens = self.read_memory(hidden.shape[0])
+        n_memory = 0 if tokens is None else tokens.shape[1]
+        if tokens is not None:
+            hidden = torch.cat([tokens, hidden], dim=1)
+        encoded = self.encoder(hidden)[:, n_memory:]
+        self.write_memory(encoded, write_memory)
+        return self.head(encoded).reshape(batch, channels, -1).transpose(1, 2)
