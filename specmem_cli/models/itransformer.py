@@ -49,10 +49,5 @@ class ITransformer(MemoryBackbone):
 
     def _network(self, x: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
         hidden = self.dropout(self.embedding(x.transpose(1, 2)))  # [B, C, d_model]
-        tokens = self.read_memory(hidden.shape[0])
-        n_memory = 0 if tokens is None else tokens.shape[1]
-        if tokens is not None:
-            hidden = torch.cat([tokens, hidden], dim=1)
-        encoded = self.encoder(hidden)[:, n_memory:]
-        self.write_memory(encoded, write_memory)
+        encoded = self.encode_with_memory(self.encoder, hidden, write_memory)
         return self.projection(encoded).transpose(1, 2)  # [B, pred_len, C]

@@ -60,11 +60,6 @@ class KLMemoryForecaster(MemoryBackbone):
         batch, length, channels = normalised.shape
         series = normalised.permute(0, 2, 1).reshape(batch * channels, length, 1)
         hidden = self.dropout(self.embedding(series) + self.positions)
-        tokens = self.read_memory(hidden.shape[0])
-        n_memory = 0 if tokens is None else tokens.shape[1]
-        if tokens is not None:
-            hidden = torch.cat([tokens, hidden], dim=1)
-        encoded = self.encoder(hidden)[:, n_memory:]
-        self.write_memory(encoded, write_memory)
+        encoded = self.encode_with_memory(self.encoder, hidden, write_memory)
         forecast = self.head(encoded.reshape(batch * channels, -1))
         return forecast.reshape(batch, channels, self.pred_len).permute(0, 2, 1)

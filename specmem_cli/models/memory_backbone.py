@@ -105,6 +105,17 @@ class MemoryBackbone(AnalogBlend):
         weights = torch.softmax(self.pooling(hidden), dim=1)
         self.memory.write((weights * hidden).sum(dim=1).mean(dim=0))
 
+    def encode_with_memory(self, encoder: nn.Module, hidden: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
+        """The attention backbones' way in: spectral memory tokens prepended to ``hidden`` ``[n, T, d]``, the
+        ``encoder`` run over both, the memory positions dropped from its output, and that output written."""
+        tokens = self.read_memory(hidden.shape[0])
+        n_memory = 0 if tokens is None else tokens.shape[1]
+        if tokens is not None:
+            hidden = torch.cat([tokens, hidden], dim=1)
+        encoded = encoder(hidden)[:, n_memory:]
+        self.write_memory(encoded, write_memory)
+        return encoded
+
     def _network(self, normalised: torch.Tensor, write_memory: bool | None) -> torch.Tensor:
         raise NotImplementedError
 

@@ -65,10 +65,5 @@ class PatchTST(MemoryBackbone):
         series = torch.cat([series, series[:, -1:].expand(-1, self.stride)], dim=1)  # replicate-pad the end
         patches = series.unfold(1, self.patch_len, self.stride)  # [B*C, n_patches, patch_len]
         hidden = self.dropout(self.embedding(patches) + self.positions)
-        tokens = self.read_memory(hidden.shape[0])
-        n_memory = 0 if tokens is None else tokens.shape[1]
-        if tokens is not None:
-            hidden = torch.cat([tokens, hidden], dim=1)
-        encoded = self.encoder(hidden)[:, n_memory:]
-        self.write_memory(encoded, write_memory)
+        encoded = self.encode_with_memory(self.encoder, hidden, write_memory)
         return self.head(encoded).reshape(batch, channels, -1).transpose(1, 2)
