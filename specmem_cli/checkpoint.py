@@ -31,9 +31,8 @@ from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.intervals import IntervalCalibration, IntervalError
-from specmem_cli.memory import SpectralMemory, prepare_for_evaluation
+from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.models import build_model
-from specmem_cli.models.memory_backbone import MemoryBackbone
 
 CHECKPOINT_FORMAT = "specmem-checkpoint"
 CHECKPOINT_VERSION = 3
@@ -224,13 +223,8 @@ def load_run(path: str | Path) -> LoadedRun:
     params = dict(checkpoint.model_params)
     shape = [params.pop(key) for key in ("seq_len", "pred_len", "n_channels")]
     model = build_model(checkpoint.model_name, *shape, params)
-    state = checkpoint.state_dict
-    if isinstance(model, MemoryBackbone) and not isinstance(model.memory, SpectralMemory):
-        # PatchTST and iTransformer were saved without the pooling layer before they took a memory; only a
-        # spectral memory's writes read it, so such a run keeps the layer's fresh (unused) weights
-        state = {**{key: value for key, value in model.state_dict().items() if key.startswith("pooling.")}, **state}
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(checkpoint.state_dict)
     except RuntimeError:
         raise CheckpointError(
             f"{path}: weights do not fit model '{checkpoint.model_name}'; the file is damaged"

@@ -89,6 +89,10 @@ class MemoryBackbone(AnalogBlend):
             self.memory = AnalogMemory(seq_len, pred_len, stride=2)
             self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
         self.pooling = nn.Linear(d_model, 1)  # made whatever the memory, so every variant starts from the same weights
+        if not isinstance(self.memory, SpectralMemory):
+            # only a spectral memory's writes read it: checkpoints saved before a backbone took a memory
+            # (PatchTST, iTransformer) lack it, and such a run keeps the layer's fresh, unused weights
+            self.pooling.register_load_state_dict_pre_hook(_keep_weights_not_given)
 
     @property
     def uses_positions(self) -> bool:
@@ -136,3 +140,8 @@ class MemoryBackbone(AnalogBlend):
         normalised, mean, std = normalise(x)
         forecast = self._network(normalised, write_memory)
         return denormalise(self.blended(normalised, forecast, positions), mean, std)
+
+
+def _keep_weights_not_given(module: nn.Module, state_dict: dict, prefix: str, *_) -> None:
+    for name, value in module.state_dict().items():
+        state_dict.setdefault(prefix + name, value)
