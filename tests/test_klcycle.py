@@ -107,6 +107,29 @@ def test_the_cycle_follows_the_clock():
         model(inputs)
 
 
+@pytest.mark.parametrize(("cycle_len", "fft_from"), [(24, 10**9), (5, 10**9), (24, 1)])
+def test_the_network_is_the_linear_map_of_the_input_less_its_cycle_plus_the_cycle_ahead(
+    monkeypatch, cycle_len, fft_from
+):
+    """Per window, by hand: ``W (x_n - c_in) + b + c_out`` in normalised units, ``c`` read at the window's phase."""
+    from specmem_cli.models import klcycle
+
+    monkeypatch.setattr(klcycle, "FFT_FROM", fft_from)
+    generator = torch.Generator().manual_seed(0)
+    model = KLCycleForecaster(48, 12, 3, cycle_len=cycle_len, memory="off")
+    with torch.no_grad():
+        model.cycle.normal_(generator=generator)
+    inputs, positions = torch.randn(5, 48, 3, generator=generator), torch.tensor([0, 3, 23, 24, 1001])
+    expected = []
+    for window, start in zip(inputs, positions.tolist(), strict=True):
+        mean, std = window.mean(dim=0), torch.sqrt(window.var(dim=0, unbiased=False) + 1e-5)
+        c_in = model.cycle[[(start + t) % cycle_len for t in range(48)]]
+        c_out = model.cycle[[(start + 48 + t) % cycle_len for t in range(12)]]
+        normalised = model.linear.weight @ ((window - mean) / std - c_in) + model.linear.bias[:, None] + c_out
+        expected.append(normalised * std + mean)
+    torch.testing.assert_close(model(inputs, positions), torch.stack(expected), rtol=1e-4, atol=1e-4)
+
+
 def klcycle_config(**train):
     raw = load_config("etth1").to_dict()
     raw["data"].update({"name": str(ETTH1), "pred_lens": [24]})
@@ -239,8 +262,8 @@ def test_the_cycle_through_the_linear_map_is_the_same_function_on_both_paths(mon
         torch.testing.assert_close(through_fft, direct, rtol=1e-4, atol=1e-5)
 
 
-def test_the_overlap_mask_from_index_ranges_equals_the_distance_test():
-    from specmem_cli.memory.analog import _overlapping
+def test_the_overlap_ranges_mask_exactly_what_the_distance_test_masks():
+    from specmem_cli.memory.analog import _overlap_ranges
 
     generator = torch.Generator().manual_seed(0)
     for _ in range(100):
@@ -249,4 +272,7 @@ def test_the_overlap_mask_from_index_ranges_equals_the_distance_test():
         positions = torch.randint(-50, 550, (37,), generator=generator)
         within = int(torch.randint(1, 120, (1,), generator=generator))
         expected = (stored[None, :] - positions[:, None]).abs() < within
-        assert torch.equal(_overlapping(positions, stored, within), expected)
+        masked = torch.zeros(len(positions), size, dtype=torch.bool)
+        for row, (first, end) in enumerate(_overlap_ranges(positions, stored, within)):
+            masked[row, first:end] = True
+        assert torch.equal(masked, expected)

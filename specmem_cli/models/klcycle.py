@@ -78,13 +78,18 @@ class KLCycleForecaster(AnalogBlend):
         self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
 
     def _stretches(self, offset: int, length: int) -> torch.Tensor:
-        """For each phase ``p``: the learned cycle over ``length`` steps from ``p + offset`` ``[cycle, C, length]``."""
-        repeats = -(-(length + 2 * self.cycle_len) // self.cycle_len)
-        every_start = self.cycle.repeat(repeats, 1).unfold(0, length, 1)  # [starts, C, length]
-        return every_start[offset % self.cycle_len :][: self.cycle_len]
+        """For each phase ``p``: the learned cycle over ``length`` steps from ``p + offset`` ``[C, cycle, length]``.
+
+        Gathered by index rather than unfolded from a repeated cycle: the gradient of a gather is one
+        ``index_add``, where unfolding's backward took an eighth of a training step on weather.
+        """
+        phases = torch.arange(self.cycle_len, device=self.cycle.device)
+        steps = torch.arange(offset, offset + length, device=self.cycle.device)
+        index = (phases[:, None] + steps).remainder_(self.cycle_len).flatten()
+        return self.cycle.T.index_select(1, index).view(-1, self.cycle_len, length)
 
     def _weighted_cycle(self) -> torch.Tensor:
-        """``W c_in`` for every phase ``[cycle, C, pred_len]``: the linear map applied to the cycle's
+        """``W c_in`` for every phase ``[C, cycle, pred_len]``: the linear map applied to the cycle's
         stretch over the input, as a circular cross-correlation of the cycle with ``W`` folded onto
         one period (``W`` columns ``t`` and ``t + cycle`` meet the same cycle value).
 
@@ -101,7 +106,7 @@ class KLCycleForecaster(AnalogBlend):
         )
         spectrum = torch.fft.rfft(self.cycle, dim=0).T  # [C, frequencies]
         kernel = torch.fft.rfft(folded, dim=1).conj()  # [pred_len, frequencies]
-        return torch.fft.irfft(spectrum[:, None, :] * kernel[None], n=self.cycle_len, dim=2).permute(2, 0, 1)
+        return torch.fft.irfft(spectrum[:, None, :] * kernel[None], n=self.cycle_len, dim=2).transpose(1, 2)
 
     def _base(self, x: torch.Tensor, positions: torch.Tensor):
         """``(normalised input, network forecast in normalised units, mean, std)``.
@@ -110,14 +115,19 @@ class KLCycleForecaster(AnalogBlend):
         ``c_out`` over the horizon. Both depend on the window's phase only, so ``c_out - W c_in`` is
         computed once per phase (:meth:`_weighted_cycle`) and each window picks its row: far cheaper
         than subtracting and adding per window, and the same function.
+
+        Why series-major (``[C, ., pred_len]``) until the last step: the linear map's output comes out
+        that way, and one copy into ``[B, pred_len, C]`` at the end makes the loss and its gradient
+        run over contiguous memory (on weather at horizon 720 a training step went from 0.107 s to
+        0.080 s on one thread: ``benchmarks/klcycle_step.py``).
         """
         if positions is None:
             raise ValueError("KLCycleForecaster needs each window's position (the phase of its cycle)")
         normalised, mean, std = normalise(x)
-        per_phase = self._stretches(self.seq_len, self.pred_len) - self._weighted_cycle()
-        cycle = per_phase.flatten(1).index_select(0, positions % self.cycle_len).view(-1, x.shape[2], self.pred_len)
+        per_phase = self._stretches(self.seq_len, self.pred_len) - self._weighted_cycle()  # [C, cycle, pred_len]
+        cycle = per_phase.index_select(1, positions % self.cycle_len).transpose(0, 1)  # [B, C, pred_len]
         forecast = self.linear(normalised.transpose(1, 2)) + cycle
-        return normalised, forecast.transpose(1, 2), mean, std
+        return normalised, forecast.transpose(1, 2).contiguous(), mean, std
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``[B, seq_len, C]`` -> ``[B, pred_len, C]``; ``positions`` ``[B]``: each window's first row on the clock."""
