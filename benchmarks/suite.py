@@ -100,7 +100,7 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         average, per_horizon = row["summary"]["average"], row["summary"]["horizons"]
         best = min(r["summary"]["average"]["mse"] for r in rows if r["data"] == row["data"])
-        mark = "**" if average["mse"] == best else ""
+        mark = "**" if f"{average['mse']:.4f}" == f"{best:.4f}" else ""  # ties as shown: rounding is not a win
         cells = [f"{per_horizon[h]['mse']:.4f}" if h in per_horizon else "-" for h in horizons]
         wall = f"{row['wall'] / 60:.1f} min" if row["wall"] is not None else "same runs"
         first = row["label"] == "default"
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, help="rewrite the suite block of this README")
     parser.add_argument("--jobs", type=int, default=1, help="parallel runs per sweep")
     args = parser.parse_args()
-    rows, total = [], 0.0
+    rows, totals = [], {"default": 0.0, "dlinear": 0.0}
 
     def add(label: str, variant: str, records: list[RunRecord], wall, recipe: str, command_text: str) -> None:
         summary = summarise(records)
@@ -149,12 +149,12 @@ def main() -> None:
         settings = [f"data.name={source}", f"seeds={args.seeds}"]
         default = with_protocol(apply_overrides(load_config("default"), settings))
         records, wall = sweep(default, args.out / label / "default", args.jobs)
-        total += wall or 0.0
+        totals["default"] += wall or 0.0
         add(label, "default", records, wall, DEFAULT_RECIPE, command(label, None, args.seeds))
         add(label, MEMORY_OFF, memory_off_records(records), None, "the default's runs", "python benchmarks/suite.py")
         dlinear = with_protocol(apply_overrides(with_model(load_config("default"), "dlinear"), settings))
         records, wall = sweep(dlinear, args.out / label / "dlinear", args.jobs)
-        total += wall or 0.0
+        totals["dlinear"] += wall or 0.0
         add(label, "dlinear", records, wall, DLINEAR_RECIPE, command(label, "dlinear", args.seeds))
     text = table(rows)
     recipes = "\n".join(
@@ -166,7 +166,10 @@ def main() -> None:
         )
     )
     print(text)
-    print(f"recipes:\n{recipes}\ntotal wall of the sweeps that ran fresh: {total / 60:.1f} min")
+    walls = ", ".join(f"{variant} {seconds / 60:.1f} min" for variant, seconds in totals.items())
+    print(
+        f"recipes:\n{recipes}\nsweep walls summed over the data sets (each recorded when its sweep ran fresh): {walls}"
+    )
     if args.readme:
         body = f"{text}\n\nTraining recipes:\n{recipes}"
         rewrite_block(args.readme, START, END, "python benchmarks/suite.py --readme README.md", body)
