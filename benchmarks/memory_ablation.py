@@ -2,8 +2,9 @@
 
     python benchmarks/memory_ablation.py [--data ETTh1 ETTm1] [--horizons 96 336] [--seeds 2019 2020 2021]
                                          [--backbones gru lstm s4d multires klmemory patchtst itransformer]
-                                         [--jobs 2]
+                                         [--jobs 2] [--device cpu]
                                          [--out runs/memory_ablation] [--finished-only] [--readme README.md]
+    python benchmarks/memory_ablation.py --render [--readme README.md]
 
 What it measures, for each backbone, data set, horizon and seed (look-back 96, TSL splits, every test
 window kept), with one CPU recipe for every backbone (:data:`RECIPE`, sizes in :data:`SIZES`):
@@ -26,14 +27,22 @@ by more than twice its std. Seconds per run are training seconds (mean over the 
 Finished runs in ``--out`` are reused, so the benchmark resumes where it stopped; ``--finished-only``
 trains nothing and reports the cells whose runs are all finished (each row names the command that
 trains it alone), so a grid run in parts can be written to the README as far as it got.
+
+Each finished cell is also kept as a small JSON file in ``benchmarks/results/memory_ablation/`` (its row,
+per-seed MSE, and where it ran), because the runs themselves (checkpoints) stay on the machine that
+trained them: cells measured on different machines, or in different sessions, add up to one table.
+``--readme`` writes the table from every kept cell; ``--render`` does only that, training nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 from pathlib import Path
 
+import torch
 from readme_block import rewrite_block
 from suite import FILES, memory_off_records
 
@@ -69,15 +78,20 @@ SIZES = {
     "itransformer": [],  # TSL's ETTh1 size (d_model 128, 2 layers) is already a CPU size
 }
 VARIANTS = ("spectral, reset", "spectral, frozen", "analog")
+RESULTS = Path(__file__).resolve().parent / "results" / "memory_ablation"
 START, END = "<!-- memory-ablation:start -->", "<!-- memory-ablation:end -->"
 
 
-def sweep_config(backbone: str, memory: str, data: Path, horizons: list[int], seeds: list[int]) -> ExperimentConfig:
+def sweep_config(
+    backbone: str, memory: str, data: Path, horizons: list[int], seeds: list[int], device: str = "cpu", threads: int = 0
+) -> ExperimentConfig:
     settings = [
+        *([f"train.threads={threads}"] if threads else []),
         f"data.name={data}",
         f"data.pred_lens={horizons}",
         f"seeds={seeds}",
         f"model.memory={memory}",
+        f"train.device={device}",
         *RECIPE,
         *SIZES.get(backbone, []),
     ]
@@ -90,12 +104,19 @@ def finished(config: ExperimentConfig, out: Path) -> bool:
     return all((out / run.name / "metrics.json").is_file() for run in runs)
 
 
-def cell_command(data: str, horizon: int, backbone: str, seeds: list[int]) -> str:
+def cell_command(data: str, horizon: int, backbone: str, seeds: list[int], device: str = "cpu") -> str:
     seed_list = " ".join(map(str, seeds))
+    switch = "" if device == "cpu" else f" --device {device}"
     return (
         f"python benchmarks/memory_ablation.py --data {data} --horizons {horizon} --backbones {backbone} "
-        f"--seeds {seed_list}"
+        f"--seeds {seed_list}{switch}"
     )
+
+
+def machine(device: str, jobs: int) -> str:
+    """Where a cell trained, for its s/run to be read against: the GPU's name, or the CPU's core count."""
+    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"{os.cpu_count()}-core CPU"
+    return f"{where}, --jobs {jobs}"
 
 
 def compare(variants: dict[str, list[RunRecord]], horizon: int) -> dict:
@@ -104,7 +125,7 @@ def compare(variants: dict[str, list[RunRecord]], horizon: int) -> dict:
     seeds = sorted(by_seed["off"])
     row = {}
     for name, runs in by_seed.items():
-        row[name] = {"mse": mean_std([runs[s].mse for s in seeds])}
+        row[name] = {"mse": mean_std([runs[s].mse for s in seeds]), "per_seed": {s: runs[s].mse for s in seeds}}
         if name != "off":
             difference = mean_std([runs[s].mse - by_seed["off"][s].mse for s in seeds])
             row[name]["difference"] = difference
@@ -114,12 +135,27 @@ def compare(variants: dict[str, list[RunRecord]], horizon: int) -> dict:
     return row
 
 
+def keep(row: dict, results: Path) -> Path:
+    """Write one finished cell's row where ``--readme`` finds it, replacing an earlier measurement of it."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{row['data']}_h{row['horizon']}_{row['backbone']}.json"
+    path.write_text(json.dumps(row, indent=1) + "\n")
+    return path
+
+
+def kept_rows(results: Path) -> list[dict]:
+    """Every kept cell, in table order: data set, then backbone as in :data:`SIZES`, then horizon."""
+    rows = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
+    order = list(SIZES)
+    return sorted(rows, key=lambda r: (r["data"], order.index(r["backbone"]), r["horizon"]))
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| data set | horizon | backbone | off | "
         + " | ".join(f"{name} | Δ vs off" for name in VARIANTS)
-        + " | a variant beats off (> 2 std) | s/run | command |",
-        "|" + "---|" * (5 + 2 * len(VARIANTS) + 2),
+        + " | a variant beats off (> 2 std) | s/run | ran on | command |",
+        "|" + "---|" * (5 + 2 * len(VARIANTS) + 3),
     ]
     for row in rows:
         cells = [f"{row['off']['mse'][0]:.4f} ± {row['off']['mse'][1]:.4f}"]
@@ -131,7 +167,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {row['data']} | {row['horizon']} | {row['backbone']} | "
             + " | ".join(cells)
-            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} | `{row['command']}` |"
+            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} | {row['ran_on']} | `{row['command']}` |"
         )
     return "\n".join(lines)
 
@@ -143,20 +179,37 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2019, 2020, 2021])
     parser.add_argument("--backbones", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--device", default="cpu", help="where the runs train (train.device): cpu, cuda, cuda:1")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads per run (default: the cores divided by --jobs)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/memory_ablation"))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where each finished cell's row is kept")
     parser.add_argument(
         "--finished-only", action="store_true", help="train nothing: report the cells whose runs all finished"
     )
-    parser.add_argument("--readme", type=Path, help="rewrite the memory-ablation block of this README")
+    parser.add_argument("--render", action="store_true", help="train nothing: print the table of the kept cells")
+    parser.add_argument("--readme", type=Path, help="rewrite the memory-ablation block of this README (kept cells)")
     args = parser.parse_args()
-    rows = []
+    if not args.render:
+        measure(args)
+    text = table(kept_rows(args.results))
+    print(text)
+    if args.readme:
+        rewrite_block(args.readme, START, END, "python benchmarks/memory_ablation.py --render --readme README.md", text)
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Train (or reuse) each requested cell's runs and keep each finished cell's row."""
+    if args.threads:
+        torch.set_num_threads(args.threads)  # scoring memory off runs here, in this process
     for name in args.data:
         source = FILES.get(name, Path(name))
         label = name if name in FILES else Path(name).stem
         for backbone, horizon in [(b, h) for b in args.backbones for h in args.horizons]:
             records = {}
             for memory in ("analog", "spectral"):
-                config = sweep_config(backbone, memory, source, [horizon], args.seeds)
+                config = sweep_config(backbone, memory, source, [horizon], args.seeds, args.device, args.threads)
                 out = args.out / label / f"{backbone}_{memory}"
                 if args.finished_only and not finished(config, out):
                     print(f"not finished, left out: {label} h{horizon} {backbone} ({memory})", flush=True)
@@ -164,25 +217,21 @@ def main() -> None:
                 records[memory] = run_sweep(config, out, jobs=args.jobs)
             else:
                 variants = {
-                    "off": memory_off_records(records["analog"]),
-                    "spectral, reset": memory_off_records(records["spectral"]),
+                    "off": memory_off_records(records["analog"], args.device),
+                    "spectral, reset": memory_off_records(records["spectral"], args.device),
                     "spectral, frozen": records["spectral"],
                     "analog": records["analog"],
                 }
-                command = cell_command(name, horizon, backbone, args.seeds)
-                row = {"data": label, "horizon": horizon, "backbone": backbone, "command": command}
-                rows.append({**row, **compare(variants, horizon)})
-                print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = table(rows)
-    print(text)
-    if args.readme:
-        flags = " --finished-only" if args.finished_only else f" --jobs {args.jobs}"
-        command = (
-            f"python benchmarks/memory_ablation.py --data {' '.join(args.data)} --horizons "
-            f"{' '.join(map(str, args.horizons))} --backbones {' '.join(args.backbones)} --seeds "
-            f"{' '.join(map(str, args.seeds))}{flags} --readme README.md"
-        )
-        rewrite_block(args.readme, START, END, command, text)
+                row = {
+                    "data": label,
+                    "horizon": horizon,
+                    "backbone": backbone,
+                    "command": cell_command(name, horizon, backbone, args.seeds, args.device),
+                    "ran_on": machine(args.device, args.jobs),
+                    "torch": torch.__version__,
+                    **compare(variants, horizon),
+                }
+                print(table([row]).splitlines()[-1], f"(kept in {keep(row, args.results)})", flush=True)
 
 
 if __name__ == "__main__":

@@ -71,12 +71,14 @@ def sweep(config, out: Path, jobs: int) -> tuple[list, float | None]:
     return records, json.loads(wall_file.read_text())["seconds"] if wall_file.exists() else None
 
 
-def memory_off_records(records: list[RunRecord]) -> list[RunRecord]:
+def memory_off_records(records: list[RunRecord], device: str = "cpu") -> list[RunRecord]:
     """Each finished run's test metrics with its memory emptied (``reset``): an analog memory's network
-    alone, or a spectral memory scored as the published code scores it."""
+    alone, or a spectral memory scored as the published code scores it. Score on the ``device`` the runs
+    trained on, so that a memory its gate dropped scores exactly as off."""
     scored = []
     for record in records:
         run = load_run(record.run_dir)
+        run.model.to(device)
         data = run.data()
         prepare_for_evaluation(run.model, "reset")
         metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)

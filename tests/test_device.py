@@ -17,6 +17,7 @@ from specmem_cli.models import MODELS, hyper_parameters
 from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sweep import run_sweep
 from tests.conftest import tiny_config
+from tests.test_memory_variants import BACKBONES
 from tests.test_models import SMALL
 
 runner = CliRunner()
@@ -66,3 +67,15 @@ def test_every_model_trains_on_the_gpu_and_scores_the_same_on_the_cpu(name, tmp_
     on_cpu = evaluate_run(record.run_dir)
     assert on_cpu.mse == pytest.approx(record.mse, rel=2e-3)
     assert on_cpu.mae == pytest.approx(record.mae, rel=2e-3)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("memory", ["spectral", "analog"])
+@pytest.mark.parametrize("name", BACKBONES)
+def test_every_backbone_trains_with_each_memory_on_the_gpu_and_scores_the_same_on_the_cpu(name, memory, tmp_path):
+    """The memory ablation trains its grid on a GPU where one is lent: each memory must build, blend and
+    gate there, and its checkpoint must read back on a CPU."""
+    config = apply_overrides(small_run_config(name, "cuda"), [f"model.memory={memory}"])
+    record = run_sweep(config, tmp_path)[0]
+    on_cpu = evaluate_run(record.run_dir)
+    assert on_cpu.mse == pytest.approx(record.mse, rel=2e-3)
