@@ -42,6 +42,11 @@ def error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def mean_and_std(mean: float, std: float, n_seeds: int) -> str:
+    """``mean ± std``; the mean alone from a single seed, whose spread is unknown, not zero."""
+    return f"{mean:.4f} ± {std:.4f}" if n_seeds > 1 else f"{mean:.4f}"
+
+
 def results_table(records: Sequence[RunRecord], title: str) -> Table:
     """One row per horizon, an (MSE, MAE) column pair per seed, then mean ± std; last row averages horizons.
     Calibrated runs add the coverage and mean width of each central interval and the pinball loss (scaled
@@ -71,30 +76,31 @@ def results_table(records: Sequence[RunRecord], title: str) -> Table:
         table.add_row(
             str(pred_len),
             *cells,
-            f"{stats['mse']:.4f} ± {stats['mse_std']:.4f}",
-            f"{stats['mae']:.4f} ± {stats['mae_std']:.4f}",
-            *(_interval_cells(stats["intervals"]) if with_intervals else []),
+            mean_and_std(stats["mse"], stats["mse_std"], stats["seeds"]),
+            mean_and_std(stats["mae"], stats["mae_std"], stats["seeds"]),
+            *(_interval_cells(stats["intervals"], stats["seeds"]) if with_intervals else []),
         )
     if len(summary["horizons"]) > 1:
         average = summary["average"]
         cells = [f"{average['per_seed'][seed][metric]:.4f}" for seed in seeds for metric in ("mse", "mae")]
+        n_seeds = len(average["per_seed"])
         table.add_row(
             "avg",
             *cells,
-            f"{average['mse']:.4f} ± {average['mse_std']:.4f}",
-            f"{average['mae']:.4f} ± {average['mae_std']:.4f}",
-            *(_interval_cells(average["intervals"]) if with_intervals and "intervals" in average else []),
+            mean_and_std(average["mse"], average["mse_std"], n_seeds),
+            mean_and_std(average["mae"], average["mae_std"], n_seeds),
+            *(_interval_cells(average["intervals"], n_seeds) if with_intervals and "intervals" in average else []),
             style="italic",
         )
     return table
 
 
-def _interval_cells(intervals: dict) -> list[str]:
+def _interval_cells(intervals: dict, n_seeds: int) -> list[str]:
     """Coverage and width of each central interval (``a/b`` for several), and the pinball loss (mean ± std)."""
     return [
         "/".join(f"{value:.3f}" for value in intervals["coverage"].values()) or "-",
         "/".join(f"{value:.3f}" for value in intervals["width"].values()) or "-",
-        f"{intervals['pinball']:.4f} ± {intervals['pinball_std']:.4f}",
+        mean_and_std(intervals["pinball"], intervals["pinball_std"], n_seeds),
     ]
 
 
@@ -122,7 +128,8 @@ def comparison_table(records_by_model: dict[str, Sequence[RunRecord]]) -> Table:
             if stats is None:
                 cells.append("-")
                 continue
-            text = f"{stats['mse']:.4f} ± {stats['mse_std']:.4f}"
+            n_seeds = len(stats["per_seed"]) if column == "avg" else stats["seeds"]
+            text = mean_and_std(stats["mse"], stats["mse_std"], n_seeds)
             cells.append(f"[bold]{text}[/]" if stats["mse"] == best[column] else text)
         table.add_row(name, *cells)
     return table
@@ -148,7 +155,7 @@ def suite_table(records_by_run: dict[tuple[str, str], Sequence[RunRecord]]) -> T
             if stats is None:
                 cells.append("-")
                 continue
-            text = f"{stats['mse']:.4f} ± {stats['mse_std']:.4f} / {stats['mae']:.4f}"
+            text = f"{mean_and_std(stats['mse'], stats['mse_std'], len(stats['per_seed']))} / {stats['mae']:.4f}"
             cells.append(f"[bold]{text}[/]" if stats["mse"] == best[dataset] else text)
         table.add_row(escape(model), *cells)
     return table

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from specmem_cli.checkpoint import load_checkpoint, load_run
 from specmem_cli.cli import app
 from specmem_cli.config import apply_overrides, load_config, load_data
 from specmem_cli.errors import CheckpointError, ConfigError, SpecmemError
-from specmem_cli.training.run import evaluate_run
+from specmem_cli.render import comparison_table, results_table, suite_table
+from specmem_cli.training.run import RunRecord, evaluate_run
 from specmem_cli.training.sanity import sanity_checks
 from specmem_cli.training.sweep import SweepReporter, run_sweep
 from specmem_cli.training.trainer import TRAINING_STATE, Reporter, fit, learning_rate
@@ -392,3 +394,21 @@ def test_the_cli_choices_are_the_library_choices():
 
     assert values(cli.Features) == set(FEATURE_MODES) and values(cli.Fill) == set(FILL_METHODS)
     assert values(cli.Backend) == set(BACKENDS) and values(cli.Split) == set(SPLIT_NAMES) - {"train"}
+
+
+def test_tables_give_a_spread_only_where_there_are_several_seeds():
+    """One seed has no spread: its tables show the mean alone, not '± 0.0000'."""
+
+    def record(seed, mse):
+        return RunRecord("klcycle", "ETTh1", 96, seed, mse, mse / 2, "runs/x", 1.0)
+
+    def text(table):
+        console = Console(width=200, record=True)
+        console.print(table)
+        return console.export_text()
+
+    one, two = [record(2019, 0.4)], [record(2019, 0.4), record(2020, 0.5)]
+    for table in (results_table(one, "one"), comparison_table({"m": one}), suite_table({("m", "ETTh1"): one})):
+        assert "0.4000" in text(table) and "± 0.0000" not in text(table)
+    for table in (results_table(two, "two"), comparison_table({"m": two}), suite_table({("m", "ETTh1"): two})):
+        assert "0.4500 ± 0.0707" in text(table)
