@@ -356,15 +356,14 @@ def train(
     out_dir = out or Path("runs") / Path(preset).stem
     tables, planned = {}, []
     for experiment in experiments:  # each data set is read once, and its windows settled, before any training
-        reading = (experiment.data.name, experiment.data.reading())
+        reading = (experiment.data.name, experiment.data.reading().key())
         settled, tables[reading] = plan_sweep(experiment, tables.get(reading))
-        planned.append(settled)
-    experiments = planned
+        planned.append((settled, tables[reading]))
+    experiments = [settled for settled, _ in planned]
     total = sum(len(e.data.pred_lens) * len(e.seeds) for e in experiments)
     records_by_run = {}
     with RichSweepReporter(total, quiet) as reporter:
-        for key, experiment in zip(labels, experiments, strict=True):
-            table = tables[(experiment.data.name, experiment.data.reading())]
+        for key, (experiment, table) in zip(labels, planned, strict=True):
             records_by_run[key] = run_sweep(
                 experiment, out_dir, reporter, jobs=jobs, backend=backend.value, scheduler=scheduler, table=table
             )

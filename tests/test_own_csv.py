@@ -290,6 +290,20 @@ def test_target_means_forecast_that_series_from_all_of_them(tmp_path):
     assert stored["columns"] == ["temp", "load"] and stored["output_columns"] == ["load"]
 
 
+def test_columns_keeps_only_the_series_named(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=600, freq="h").astype(str)
+    frame = pd.DataFrame({"date": stamps, "load": seasonal(600, 24), "temp": seasonal(600, 24, 1), "wind": 1.0})
+    path = write(tmp_path, "c.csv", frame)
+    out = ["--out", str(tmp_path / "r"), "--json", *FAST]
+    result = runner.invoke(app, ["train", "--data", str(path), "--columns", "load", "temp", *out])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][0]["run_dir"]
+    assert torch.load(Path(run) / "checkpoint.pt", weights_only=True)["columns"] == ["load", "temp"]
+    unknown = runner.invoke(app, ["train", "--data", str(path), "--columns", "rain", *out])
+    assert unknown.exit_code == 1 and "Traceback" not in unknown.output
+    assert "no series rain (series: load, temp, wind); fix --columns" in unknown.output
+
+
 def hourly_with_gap(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
     stamps = pd.date_range("2020-01-01", periods=700, freq="h")
     frame = pd.DataFrame({"date": stamps.astype(str), "v": seasonal(700, 24)}).drop(index=range(500, 520))

@@ -15,7 +15,7 @@ import hashlib
 import io
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,10 @@ class Reading:
     value_cols: list[str] | None = None
     columns: list[str] | None = None
     fill: str | None = None
+
+    def key(self) -> tuple:
+        """A hashable identity (the column lists as tuples): one read serves every run reading alike."""
+        return tuple(tuple(value) if isinstance(value, list) else value for value in astuple(self))
 
 
 @dataclass(frozen=True)
