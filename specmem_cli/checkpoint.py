@@ -12,6 +12,7 @@ with a one-line reason. Older formats are read with their missing fields filled 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shutil
 import tempfile
@@ -87,7 +88,13 @@ _KINDS = {name: _kinds(hint) for name, hint in typing.get_type_hints(RunCheckpoi
 def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(temp_path)`` then rename over ``path``: readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the user's path, not the temporary file beside it
+        if exc.errno == errno.ENOENT:  # the directory is there, yet takes no new file (/proc, a virtual file system)
+            raise SpecmemError(f"{path}: no file can be created in {path.parent}; choose another location") from None
+        exc.filename = str(path)
+        raise
     os.close(handle)
     try:
         write(Path(temp_name))

@@ -571,7 +571,9 @@ def forecast(
 @user_errors
 def inspect_modes(
     checkpoint: Annotated[Path, typer.Argument(help="A run directory or checkpoint.pt with a spectral memory.")],
-    output: Annotated[Path, typer.Option(help="Figure file.")] = Path("modes.png"),
+    output: Annotated[
+        Path, typer.Option(help="Figure file (an existing one is replaced only with --overwrite).")
+    ] = Path("modes.png"),
     top: Annotated[int | None, typer.Option(help="Show the top K modes (default: all components).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="png, svg or pdf (default: from the extension).")] = None,
     from_data: Annotated[
@@ -585,11 +587,13 @@ def inspect_modes(
             "(for an analog memory: key_modes, value_modes and blend).",
         ),
     ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing figure file.")] = False,
 ) -> None:
     """Plot the memory's temporal eigenmodes, spectrum, K-L components and tokens; tabulate the spectrum."""
     from rich.markup import escape
     from rich.table import Table
 
+    from specmem_cli.inference.forecast import check_output
     from specmem_cli.inference.modes import PLOT_FORMATS, plot_modes
     from specmem_cli.inference.modes import inspect_modes as run_inspect
     from specmem_cli.render import stderr
@@ -599,6 +603,7 @@ def inspect_modes(
         raise SpecmemError(f"unknown figure format '{chosen}'; use png, svg or pdf")
     if top is not None and top < 1:
         raise SpecmemError("--top must be at least 1")
+    check_output(output, overwrite)  # before the work, and never over a file the user did not offer
     report = run_inspect(checkpoint, top=top, from_data=from_data)
     plot_modes(report, output, chosen)
     table = Table(

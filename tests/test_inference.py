@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -173,6 +174,28 @@ def test_inspect_modes_png_table_and_json(frozen_run, tmp_path):
     np.testing.assert_allclose(np.array(document["modes"]).T, spectrum.modes[:, :3].numpy())
     np.testing.assert_allclose(document["tokens"], memory.frozen_tokens.numpy(), rtol=1e-6, atol=1e-7)
     assert "cumulative" in result.stderr
+
+
+def test_inspect_modes_never_replaces_a_file_unasked(frozen_run, tmp_path):
+    kept = tmp_path / "data.csv"
+    kept.write_text("date,a\n2020-01-01,1\n")
+    refused = runner.invoke(app, ["inspect-modes", frozen_run, "--output", str(kept), "--format", "png"])
+    assert refused.exit_code == 1 and "already exists; pass --overwrite" in refused.stderr
+    assert kept.read_text() == "date,a\n2020-01-01,1\n"
+    replaced = runner.invoke(
+        app, ["inspect-modes", frozen_run, "--output", str(kept), "--format", "png", "--overwrite"]
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert kept.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs a /proc that takes no new files")
+def test_a_directory_that_takes_no_file_is_named_not_its_temporary_file(frozen_run):
+    result = runner.invoke(app, ["inspect-modes", frozen_run, "--output", "/proc/specmem-modes.png"])
+    message = result.stderr.strip()
+    assert result.exit_code == 1 and len(message.splitlines()) == 1 and "Traceback" not in result.output
+    assert message.startswith("error: ") and "/proc" in message and "choose another" in message
+    assert ".tmp" not in message, "the user's path, not the temporary file specmem would have written"
 
 
 def test_inspect_modes_empty_memory_offers_rebuild(reset_run, tmp_path):
