@@ -209,6 +209,11 @@ class LoadedRun:
         the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
         name = str(source) if source is not None else self.checkpoint.data_path or self.config.data.name
         data = load_data(updated(self.config, data={"name": name}), self.spec.pred_len)
+        if data.columns != self.checkpoint.columns:  # first: another file, not a changed one
+            raise SpecmemError(
+                f"{name}: its series ({', '.join(data.columns)}) are not those {self.path} was trained on "
+                f"({', '.join(self.checkpoint.columns)}); give the file it was trained on"
+            )
         trained_on = self.checkpoint.data_sha256
         if trained_on and data.table.sha256 and trained_on != data.table.sha256:
             raise SpecmemError(
@@ -218,8 +223,8 @@ class LoadedRun:
         same = np.allclose(data.scaler.mean_, self.scaler.mean_, rtol=1e-9, atol=1e-12) and np.allclose(
             data.scaler.scale_, self.scaler.scale_, rtol=1e-9, atol=1e-12
         )
-        if not same or data.columns != self.checkpoint.columns:
-            raise SpecmemError(f"{name}: the data changed since {self.path} was trained (scaler or columns differ)")
+        if not same:
+            raise SpecmemError(f"{name}: the data changed since {self.path} was trained (its scaling differs)")
         return data
 
 

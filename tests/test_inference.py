@@ -198,6 +198,16 @@ def test_a_directory_that_takes_no_file_is_named_not_its_temporary_file(frozen_r
     assert ".tmp" not in message, "the user's path, not the temporary file specmem would have written"
 
 
+def test_rebuilding_from_a_file_of_other_series_is_a_one_line_error(reset_run, tmp_path):
+    stamps = pd.date_range("2016-07-01", periods=2000, freq="h").astype(str)
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"date": stamps, "x": np.sin(np.arange(2000) / 4), "y": 1.0}).to_csv(other, index=False)
+    args = ["inspect-modes", reset_run, "--output", str(tmp_path / "m.png"), "--from-data", str(other)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "its series (x, y) are not those" in result.stderr and "give the file it was trained on" in result.stderr
+
+
 def test_inspect_modes_empty_memory_offers_rebuild(reset_run, tmp_path):
     figure = tmp_path / "modes.svg"
     empty = runner.invoke(app, ["inspect-modes", reset_run, "--output", str(figure)])
