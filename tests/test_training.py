@@ -169,6 +169,16 @@ def test_config_overrides_and_unknown_keys():
         load_config("etth1_papr")
 
 
+def test_a_config_that_is_not_utf8_text_is_a_one_line_error(tmp_path):
+    for name, content in (("utf16.yaml", "train:\n  epochs: 2\n".encode("utf-16")), ("binary.yaml", bytes(range(256)))):
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = runner.invoke(app, ["train", "--config", str(path), "--out", str(tmp_path / "runs"), "-q"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"{path}: not a UTF-8 text file; save the config as UTF-8 YAML" in result.output
+        assert not (tmp_path / "runs").exists()
+
+
 def test_unknown_model_parameter_via_cli(tmp_path):
     result = runner.invoke(app, ["train", "--set", "model.d_modl=8", "--out", str(tmp_path), "-q"])
     assert result.exit_code == 1 and "did you mean 'model.d_model'" in result.stderr
