@@ -234,6 +234,9 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
         isinstance(config.seeds, list) and config.seeds and all(_is_int(s) for s in config.seeds),
         "seeds must be a non-empty list of integers",
     )
+    for key, values in (("data.pred_lens", data.pred_lens), ("data.columns", data.columns), ("seeds", config.seeds)):
+        repeated = next((value for index, value in enumerate(values or []) if value in values[:index]), None)
+        need(repeated is None, f"{key} names {repeated} twice; give each once")
     need(_is_int(train.epochs) and train.epochs > 0, "train.epochs must be a positive integer")
     need(_is_int(train.batch_size) and train.batch_size > 0, "train.batch_size must be a positive integer")
     need(isinstance(train.lr, (int, float)) and train.lr > 0, "train.lr must be a positive number")

@@ -167,6 +167,13 @@ def test_config_overrides_and_unknown_keys():
         apply_overrides(config, ["train.reuse_freed_memory=maybe"])
     with pytest.raises(ConfigError, match="did you mean 'etth1_paper'"):
         load_config("etth1_papr")
+    for setting, message in (
+        ("data.pred_lens=[24, 48, 24]", "data.pred_lens names 24 twice; give each once"),
+        ("seeds=[1, 1]", "seeds names 1 twice; give each once"),
+        ("data.columns=[OT, OT]", "data.columns names OT twice; give each once"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            apply_overrides(config, [setting])
 
 
 def test_a_config_that_is_not_utf8_text_is_a_one_line_error(tmp_path):
