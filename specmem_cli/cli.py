@@ -529,7 +529,7 @@ def forecast(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output (and plot) files.")] = False,
 ) -> None:
     """Forecast the next pred_len steps of a CSV with a trained model and write them to a file."""
-    from specmem_cli.inference.fan_chart import chosen_series, plot_forecast, plot_format
+    from specmem_cli.inference.fan_chart import plot_forecast, plot_format
     from specmem_cli.inference.forecast import check_output, output_format, write_forecast
     from specmem_cli.inference.forecast import forecast as run_forecast
     from specmem_cli.render import stderr
@@ -544,11 +544,9 @@ def forecast(
     if series and plot is None:
         raise SpecmemError("--series chooses what --plot draws; add --plot FILE.png")
     result = run_forecast(checkpoint, input_csv, start=start, rolling=rolling, freq=freq, quantiles=quantiles)
-    if plot is not None:
-        chosen_series(result.columns, series)  # a --series typo is an error before anything is written
-    write_forecast(result, output, chosen, overwrite)
-    if plot is not None:
+    if plot is not None:  # the figure first: if it cannot be drawn or written, no forecast file is left behind
         plot_forecast(result, plot, series)
+    write_forecast(result, output, chosen, overwrite)
     scored = [w for w in result.windows if w.mse is not None]
     stderr.print(f"memory: {result.metadata['memory']}", highlight=False, markup=False)
     summary = (

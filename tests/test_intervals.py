@@ -182,6 +182,7 @@ def test_fan_chart_png(etth1_run, tmp_path):
         (["--quantiles", "0", "0.5"], "outside (0, 1)"),
         (["--quantiles", "0.5", "0.5"], "repeat"),
         (["--plot", "/nonexistent/dir/x.png"], "choose another --plot"),
+        (["--plot", "/proc/specmem-fan.png"], "choose another"),  # a place that takes no file: no forecast left either
         (["--plot", "x.gif"], "unknown figure format"),
         (["--plot", "PLOT", "--series", "NOPE"], "not forecast by this model"),
         (["--series", "OT"], "add --plot"),
