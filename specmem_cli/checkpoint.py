@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import types
 import typing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,13 @@ def load_checkpoint(path: str | Path) -> RunCheckpoint:
             f"{path}: no checkpoint there; give a run directory or a checkpoint.pt written by `specmem train`"
         )
     try:
-        document = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises a dozen types for damaged bytes; all mean the same to a user
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        with warnings.catch_warnings():  # torch warns about pickled objects before refusing them: the error says it
+            warnings.simplefilter("ignore")
+            document = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises a dozen types (and texts) for damaged bytes; all mean the same to a user
         raise CheckpointError(
-            f"{path}: corrupt or not a specmem checkpoint ({reason}); retrain with `specmem train`"
+            f"{path}: corrupt or not a specmem checkpoint (damaged, cut short, or another kind of file); "
+            "retrain with `specmem train`"
         ) from None
     if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(

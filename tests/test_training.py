@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -115,12 +117,16 @@ def finished_run(tmp_path):
     return tmp_path / "runs" / "klmemory_synthetic_sl48_pl12_seed7", record
 
 
+DAMAGED = "corrupt or not a specmem checkpoint (damaged, cut short, or another kind of file)"
+
+
 def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
     run_dir, _ = finished_run
     good = (run_dir / "checkpoint.pt").read_bytes()
     cases = {
         "truncated.pt": good[: len(good) // 2],
         "garbage.pt": b"this is not a checkpoint",
+        "pickled.pt": pickle.dumps({"when": datetime.date(2020, 1, 1)}, protocol=4),  # torch warns, then refuses
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
@@ -132,8 +138,9 @@ def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
     torch.save({k: v for k, v in document.items() if k != "time_axis"}, tmp_path / "lacking.pt")
     torch.save({**document, "columns": "a,b"}, tmp_path / "mistyped.pt")
     expected = {
-        "truncated.pt": "corrupt",
-        "garbage.pt": "corrupt",
+        "truncated.pt": DAMAGED,
+        "garbage.pt": DAMAGED,
+        "pickled.pt": DAMAGED,
         "foreign.pt": "not a specmem checkpoint",
         "unfinished.pt": "unfinished run",
         "older.pt": "checkpoint format 0",
@@ -142,10 +149,11 @@ def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
         "mistyped.pt": "columns hold the wrong kind",
     }
     for name, fragment in expected.items():
-        with pytest.raises(CheckpointError, match=fragment):
+        with pytest.raises(CheckpointError, match=re.escape(fragment)):
             load_checkpoint(tmp_path / name)
         result = runner.invoke(app, ["evaluate", str(tmp_path / name)])
         assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     # readable, but its stored config is not one run's (two horizons): refused when the run is rebuilt
     two_horizons = {**document["config"], "data": {**document["config"]["data"], "pred_lens": [12, 24]}}
     torch.save({**document, "config": two_horizons}, tmp_path / "two_horizons.pt")
