@@ -102,6 +102,15 @@ def test_text_columns_are_left_out_with_a_note_and_a_stray_word_is_an_error(tmp_
         read_table(write(tmp_path, "bad.csv", frame))
 
 
+def test_a_column_named_twice_or_a_directory_is_a_one_line_error(tmp_path):
+    twice = tmp_path / "twice.csv"
+    twice.write_text("date,a,a\n2020-01-01,1,2\n2020-01-02,3,4\n")
+    with pytest.raises(DataError, match=r"twice.csv: the header names column 'a' twice; give each column its own name"):
+        read_table(twice)
+    with pytest.raises(DataError, match=r"a directory, not a data file; give the CSV file inside it"):
+        read_table(tmp_path)
+
+
 def test_unix_seconds_are_dates_in_a_column_named_like_a_clock(tmp_path):
     stamps = pd.date_range("2020-01-01", periods=30, freq="h")
     seconds = np.asarray((stamps - pd.Timestamp(0)) // pd.Timedelta(seconds=1), dtype=np.int64)

@@ -11,6 +11,7 @@ fix, because a run that starts on misread data wastes an hour and reports a mean
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
@@ -106,6 +107,8 @@ def read_table(path: str | Path, reading: Reading | None = None, allow_missing: 
     """Read and validate ``path``; ``allow_missing`` keeps NaN cells (a forecast checks only the rows it reads)."""
     path = Path(path)
     reading = reading or Reading()
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, not a data file; give the CSV file inside it")
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path, or fetch a known set with `specmem download NAME`")
     raw = path.read_bytes()
@@ -126,6 +129,10 @@ def parse_csv(raw: bytes, source: str) -> pd.DataFrame:
     decimal = "," if separator != "," and _DECIMAL_COMMA.search(head) else "."
     if separator != "," or decimal != ".":
         log.info("note: %s read with separator %r and decimal %r", source, separator, decimal)
+    header = next(csv.reader(io.StringIO(text), delimiter=separator), [])
+    repeated = next((name for index, name in enumerate(header) if name.strip() and name in header[:index]), None)
+    if repeated is not None:  # pandas would rename the second 'x.1' and both would be trained on, unnoticed
+        raise DataError(f"{source}: the header names column '{repeated}' twice; give each column its own name")
     try:
         return pd.read_csv(io.StringIO(text), sep=separator, decimal=decimal)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
