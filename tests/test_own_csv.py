@@ -299,6 +299,18 @@ def test_target_means_forecast_that_series_from_all_of_them(tmp_path):
     assert stored["columns"] == ["temp", "load"] and stored["output_columns"] == ["load"]
 
 
+def test_one_series_chosen_by_convention_is_named_in_a_note(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=600, freq="h").astype(str)
+    frame = pd.DataFrame({"date": stamps, "load": seasonal(600, 24), "temp": seasonal(600, 24, 1)})
+    path = write(tmp_path, "s.csv", frame)
+    args = ["train", "--data", str(path), "--features", "S", "--out", str(tmp_path / "r"), *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("forecasting series 'temp' (the last column); choose another with --target") == 1
+    named = runner.invoke(app, [*args, "--target", "load", "--out", str(tmp_path / "named")])
+    assert named.exit_code == 0 and "forecasting series" not in named.stderr
+
+
 def test_columns_keeps_only_the_series_named(tmp_path):
     stamps = pd.date_range("2020-01-01", periods=600, freq="h").astype(str)
     frame = pd.DataFrame({"date": stamps, "load": seasonal(600, 24), "temp": seasonal(600, 24, 1), "wind": 1.0})

@@ -15,7 +15,7 @@ from specmem_cli.checkpoint import load_checkpoint
 from specmem_cli.config import ExperimentConfig, RunSpec, load_data, parse_yaml, read_data, updated
 from specmem_cli.data import SeriesTable
 from specmem_cli.data.registry import protocol_for
-from specmem_cli.data.splits import Windows, infer_split_scheme, windows_that_fit
+from specmem_cli.data.splits import Windows, infer_split_scheme, resolve_target, windows_that_fit
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model, resolve_step_parameters
 from specmem_cli.training import parallel
@@ -36,6 +36,7 @@ class SweepReporter(Reporter):
 def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tuple[ExperimentConfig, SeriesTable]:
     """Read the data and settle the windows: the protocol's look-back and horizons where the series holds
     them, shorter ones (with a note) where it does not; explicit settings are kept or refused."""
+    first_read = table is None
     table = table if table is not None else read_data(config)
     data = config.data
     protocol = protocol_for(data.name)
@@ -50,6 +51,10 @@ def plan_sweep(config: ExperimentConfig, table: SeriesTable | None = None) -> tu
     )
     if note:
         log.info(note)
+    if first_read and data.features in ("S", "MS") and data.target is None:  # a series picked by convention: say which
+        target = resolve_target(table.columns, None, table.source)
+        rule = "OT, as in ETT" if target == "OT" else "the last column"
+        log.info("note: %s: forecasting series '%s' (%s); choose another with --target", table.source, target, rule)
     return updated(config, data={"seq_len": windows.seq_len, "pred_lens": windows.pred_lens}), table
 
 
