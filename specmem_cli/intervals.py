@@ -101,6 +101,11 @@ class IntervalCalibration:
         n = self.windows * (self.table.shape[2] if self.pooled else 1)
         return max(1 / (n + 1), LEVEL_GRID[0]), min(n / (n + 1), LEVEL_GRID[-1])
 
+    def beyond(self, levels) -> list[float]:
+        """Those of ``levels`` finer than :meth:`resolution`: they would all read the same extreme residual."""
+        low, high = self.resolution()
+        return [float(v) for v in levels if v < low - 1e-12 or v > high + 1e-12]
+
     def quantiles(self, levels: np.ndarray) -> np.ndarray:
         """The normalised residual quantiles at ``levels`` for every step ``[len(levels), pred_len, C]``: computed
         once per set of levels, then scaled per window by :meth:`offsets`."""
@@ -215,14 +220,13 @@ def check_levels(levels: list[float] | tuple[float, ...], calibration: IntervalC
         raise IntervalError(f"quantile level(s) {', '.join(outside)} outside (0, 1); give levels such as 0.1 0.5 0.9")
     if len(np.unique(values)) < len(values):
         raise IntervalError("quantile levels repeat; give each level once")
-    if calibration is not None:
+    finer = calibration.beyond(values) if calibration is not None else []
+    if finer:
         low, high = calibration.resolution()
-        finer = [f"{v:g}" for v in values if v < low - 1e-12 or v > high + 1e-12]
-        if finer:
-            raise IntervalError(
-                f"quantile level(s) {', '.join(finer)} are beyond what {calibration.windows} validation windows "
-                f"can calibrate; give levels within [{low:.4g}, {high:.4g}]"
-            )
+        raise IntervalError(
+            f"quantile level(s) {', '.join(f'{v:g}' for v in finer)} are beyond what {calibration.windows} "
+            f"validation windows can calibrate; give levels within [{low:.4g}, {high:.4g}]"
+        )
     return np.sort(values)
 
 

@@ -102,6 +102,22 @@ def test_few_windows_pool_series_and_limit_the_levels():
     assert list(check_levels([0.9, 0.1], calibration)) == [0.1, 0.9]
 
 
+def test_a_run_with_too_few_validation_windows_reports_no_interval_rather_than_a_zero_width_one(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=600, freq="h").astype(str)
+    path = tmp_path / "short.csv"
+    pd.DataFrame({"date": stamps, "y": np.sin(np.arange(600) / 3.8)}).to_csv(path, index=False)
+    args = ["--data", str(path), "--model", "dlinear", "--pred-len", "60", "--seeds", "1", "--out", str(tmp_path / "r")]
+    trained = runner.invoke(app, ["train", *args, "--set", "train.epochs=1", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert "1 validation window(s) cannot calibrate the 0.1/0.5/0.9 levels" in trained.stderr
+    (run,) = json.loads(trained.stdout)["runs"]
+    assert run["intervals"] is None and "coverage" not in trained.stderr
+    evaluated = runner.invoke(app, ["evaluate", run["run_dir"], "--json"])
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["runs"][0]["intervals"] is None
+    asked = runner.invoke(app, ["evaluate", run["run_dir"], "--quantiles", "0.1", "0.9"])
+    assert asked.exit_code == 1 and "beyond what 1 validation windows can calibrate" in asked.stderr
+
+
 @pytest.mark.parametrize(
     ("levels", "fragment"),
     [([], "at least one"), ([0.0, 0.5], "outside (0, 1)"), ([1.5], "outside (0, 1)"), ([0.2, 0.2], "repeat")],

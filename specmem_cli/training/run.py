@@ -212,7 +212,20 @@ def calibrate(model: nn.Module, data: PreparedData, batch_size: int) -> Interval
 
 
 def _score_test(model: nn.Module, data: PreparedData, batch_size: int, calibration: IntervalCalibration):
-    """The test split's point metrics and its interval scores at :data:`DEFAULT_LEVELS`, in one pass."""
+    """The test split's point metrics and its interval scores at :data:`DEFAULT_LEVELS`, in one pass (the
+    points alone where too few validation windows calibrate those levels: an 80% interval of zero width is
+    no interval)."""
+    if calibration.beyond(DEFAULT_LEVELS):
+        low, high = calibration.resolution()
+        log.info(
+            "note: %d validation window(s) cannot calibrate the %s levels that train scores; intervals are not "
+            "scored (forecast --quantiles takes levels within [%.4g, %.4g])",
+            calibration.windows,
+            "/".join(map(str, DEFAULT_LEVELS)),
+            low,
+            high,
+        )
+        return evaluate_windows(model, data.test, batch_size, data.n_outputs), None
     scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
     test = evaluate_windows(model, data.test, batch_size, data.n_outputs, each_batch=scorer.add)
     return test, scorer.result()
@@ -260,6 +273,8 @@ def _scorer(run: LoadedRun, levels: list[float] | None) -> IntervalScorer | None
     if levels is None and run.checkpoint.intervals is None:
         return None
     calibration = run.calibration()
+    if levels is None and calibration.beyond(DEFAULT_LEVELS):
+        return None  # too few validation windows for the default levels, as when the run was trained
     return IntervalScorer(calibration, check_levels(levels or DEFAULT_LEVELS, calibration))
 
 
