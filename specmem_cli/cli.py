@@ -445,12 +445,15 @@ def calibrate(
     what `forecast --quantiles` and `evaluate --quantiles` need. The weights are not touched; each
     checkpoint is rewritten atomically and the table shows the test split's interval scores.
     """
-    from specmem_cli.checkpoint import find_runs
+    from specmem_cli.checkpoint import find_runs, load_checkpoint
     from specmem_cli.render import results_table, stderr
     from specmem_cli.training.run import calibrate_run
     from specmem_cli.training.summary import summary_by_data_set
 
-    records = [calibrate_run(run) for run in find_runs(path)]
+    runs = find_runs(path)
+    for run in runs:  # a damaged checkpoint stops the command before any checkpoint of the sweep is rewritten
+        load_checkpoint(run)
+    records = [calibrate_run(run) for run in runs]
     stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, calibrated; test split"))
     if as_json:
         _emit_json({"runs": [r.to_dict() for r in records], "summary": summary_by_data_set(records)})

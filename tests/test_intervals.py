@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from statistics import NormalDist
 
@@ -211,6 +212,18 @@ def test_forecast_interval_errors_write_nothing(etth1_run, tmp_path, extra, frag
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_calibrate_rewrites_nothing_in_a_sweep_holding_a_damaged_checkpoint(etth1_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(etth1_run.run_dir, sweep / "a_good")
+    shutil.copytree(etth1_run.run_dir, sweep / "z_damaged")
+    damaged = sweep / "z_damaged" / "checkpoint.pt"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    before = (sweep / "a_good" / "checkpoint.pt").read_bytes()
+    result = runner.invoke(app, ["calibrate", str(sweep)])
+    assert result.exit_code == 1 and "z_damaged" in result.stderr and "corrupt" in result.stderr
+    assert (sweep / "a_good" / "checkpoint.pt").read_bytes() == before
 
 
 def test_a_run_saved_before_intervals_says_how_to_calibrate_and_calibrate_adds_them(etth1_run, tmp_path):
