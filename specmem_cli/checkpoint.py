@@ -212,16 +212,17 @@ class LoadedRun:
         the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
         name = str(source) if source is not None else self.checkpoint.data_path or self.config.data.name
         data = load_data(updated(self.config, data={"name": name}), self.spec.pred_len)
+        fix = "give the file it was trained on" if source is not None else "put back the file it was trained on"
         if data.columns != self.checkpoint.columns:  # first: another file, not a changed one
             raise SpecmemError(
                 f"{name}: its series ({', '.join(data.columns)}) are not those {self.path} was trained on "
-                f"({', '.join(self.checkpoint.columns)}); give the file it was trained on"
+                f"({', '.join(self.checkpoint.columns)}); {fix}"
             )
         trained_on = self.checkpoint.data_sha256
         if trained_on and data.table.sha256 and trained_on != data.table.sha256:
             raise SpecmemError(
                 f"{name}: the file changed since {self.path} was trained (its content hash differs); "
-                "retrain on it, or give the file it was trained on"
+                f"{fix}, or retrain on this one"
             )
         same = np.allclose(data.scaler.mean_, self.scaler.mean_, rtol=1e-9, atol=1e-12) and np.allclose(
             data.scaler.scale_, self.scaler.scale_, rtol=1e-9, atol=1e-12

@@ -194,7 +194,7 @@ def download(
     from specmem_cli.render import ByteProgress, stderr
 
     extra = read_yaml(config).get("datasets", {}) if config else {}
-    spec = lookup(name, registry(extra))
+    spec = lookup(name, registry(extra), otherwise="or register one in a --config file's 'datasets:' section")
     target_dir = directory or data_dir()
     progress = ByteProgress(f"{spec.name}") if not as_json else False
     try:

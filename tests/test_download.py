@@ -80,6 +80,7 @@ def test_unknown_name_lists_known_and_suggests():
     result = download("etth3")
     assert result.exit_code == 1
     assert "unknown dataset 'etth3'" in result.stderr and "did you mean" in result.stderr and "ETTm2" in result.stderr
+    assert "CSV path" not in result.stderr and "--config" in result.stderr  # download cannot take a CSV
 
 
 def test_network_failure_suggests_mirror(tmp_path):

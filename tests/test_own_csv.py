@@ -376,6 +376,7 @@ def test_a_changed_file_is_never_answered_with_old_runs(tmp_path):
     (run,) = (tmp_path / "r").glob("klcycle_*")
     evaluated = runner.invoke(app, ["evaluate", str(run)])
     assert evaluated.exit_code == 1 and "the file changed since" in evaluated.stderr
+    assert "put back the file it was trained on, or retrain on this one" in evaluated.stderr  # evaluate takes no file
 
 
 def test_config_mistakes_are_named(tmp_path):

@@ -157,15 +157,15 @@ def _find(name: str, datasets: dict[str, DatasetSpec]) -> DatasetSpec | None:
     return by_lower.get(name.lower())
 
 
-def lookup(name: str, datasets: dict[str, DatasetSpec]) -> DatasetSpec:
-    """The spec for ``name``, or a one-line error listing the known names and the closest one."""
+def lookup(name: str, datasets: dict[str, DatasetSpec], otherwise: str = "or give a CSV path") -> DatasetSpec:
+    """The spec for ``name``, or a one-line error listing the known names, the closest one and ``otherwise``."""
     spec = _find(name, datasets)
     if spec is not None:
         return spec
     by_lower = {key.lower(): key for key in datasets}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
     hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
-    raise DataError(f"unknown dataset '{name}'; {hint}known: {', '.join(sorted(datasets))} (or give a CSV path)")
+    raise DataError(f"unknown dataset '{name}'; {hint}known: {', '.join(sorted(datasets))} ({otherwise})")
 
 
 def file_hash(path: Path, kind: str) -> str:
