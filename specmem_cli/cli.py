@@ -537,8 +537,8 @@ def forecast(
     from specmem_cli.inference.forecast import forecast as run_forecast
     from specmem_cli.render import stderr
 
-    chosen = output_format(output, fmt)
     check_output(output, overwrite)  # before the forecast, so a wrong --output costs nothing
+    chosen = output_format(output, fmt)
     if plot is not None:
         plot_format(plot)
         check_output(plot, overwrite, option="--plot")
@@ -599,12 +599,12 @@ def inspect_modes(
     from specmem_cli.inference.modes import inspect_modes as run_inspect
     from specmem_cli.render import stderr
 
+    check_output(output, overwrite)  # before the work, and never over a file the user did not offer
     chosen = (fmt or output.suffix.lstrip(".")).lower()
     if chosen not in PLOT_FORMATS:
         raise SpecmemError(f"unknown figure format '{chosen}'; use png, svg or pdf")
     if top is not None and top < 1:
         raise SpecmemError("--top must be at least 1")
-    check_output(output, overwrite)  # before the work, and never over a file the user did not offer
     report = run_inspect(checkpoint, top=top, from_data=from_data)
     plot_modes(report, output, chosen)
     table = Table(

@@ -176,6 +176,14 @@ def test_inspect_modes_png_table_and_json(frozen_run, tmp_path):
     assert "cumulative" in result.stderr
 
 
+def test_a_directory_given_as_the_output_file_is_named_as_one(frozen_run, tmp_path):
+    forecast = ["forecast", frozen_run, "--input", str(ETTH1), "--output", str(tmp_path)]
+    for command in (forecast, ["inspect-modes", frozen_run, "--output", str(tmp_path)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1 and f"{tmp_path} is a directory; give --output a file path" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_inspect_modes_never_replaces_a_file_unasked(frozen_run, tmp_path):
     kept = tmp_path / "data.csv"
     kept.write_text("date,a\n2020-01-01,1\n")

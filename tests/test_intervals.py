@@ -203,6 +203,7 @@ def test_fan_chart_png(etth1_run, tmp_path):
         (["--plot", "x.gif"], "unknown figure format"),
         (["--plot", "PLOT", "--series", "NOPE"], "not forecast by this model"),
         (["--series", "OT"], "add --plot"),
+        (["--rolling", "5"], "add --start"),  # from the end there is one origin: no backtest
     ],
 )
 def test_forecast_interval_errors_write_nothing(etth1_run, tmp_path, extra, fragment):

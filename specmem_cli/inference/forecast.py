@@ -134,6 +134,8 @@ def forecast(
     first = _origin_row(table, start) if start is not None else table.n_rows
     if rolling is not None and rolling < 1:
         raise DataError("--rolling needs a positive step (rows between forecast origins)")
+    if rolling is not None and start is None:  # from the end there is one origin: no backtest
+        raise DataError("--rolling backtests from --start to the end of the file; add --start TIMESTAMP")
     origins = list(range(first, table.n_rows + 1, rolling)) if rolling else [first]
     if origins[0] < seq_len:
         raise DataError(
@@ -308,6 +310,8 @@ def to_json(result: ForecastResult) -> dict:
 
 def check_output(path: Path, overwrite: bool, option: str = "--output") -> None:
     """Refuse to replace an existing file without ``overwrite``, or to write into a missing or read-only directory."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give {option} a file path (one inside it, say)")
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists; pass --overwrite to replace it")
     directory = path.parent if str(path.parent) else Path(".")
