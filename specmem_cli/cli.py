@@ -502,7 +502,9 @@ def forecast(
     ] = None,
     rolling: Annotated[
         int | None,
-        typer.Option(help="Backtest: a forecast every STEP rows from --start to the end, actuals beside them."),
+        typer.Option(
+            help="Backtest (needs --start): a forecast every STEP rows from --start to the end, actuals beside them."
+        ),
     ] = None,
     freq: Annotated[
         str | None, typer.Option(help="Time step for future timestamps when it cannot be inferred (h, 15min, D).")
