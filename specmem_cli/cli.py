@@ -112,7 +112,7 @@ class MultiValueGroup(TyperGroup):
 app = typer.Typer(
     cls=MultiValueGroup,
     help="Spectral Memory forecasting: download data, train and evaluate under the TSL protocol, forecast, inspect the memory.",
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

@@ -281,6 +281,12 @@ def test_version_and_help():
         assert command in help_text
 
 
+def test_command_descriptions_flow_as_paragraphs_whatever_their_source_line_breaks():
+    """A docstring wrapped at 120 columns in the source must not break lines mid-sentence in --help."""
+    wide = runner.invoke(app, ["calibrate", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "this gives runs saved before intervals existed what forecast --quantiles" in wide
+
+
 def test_error_messages_keep_square_brackets(tmp_path):
     missing = tmp_path / "sales[2024].csv"
     result = runner.invoke(app, ["train", "--data", str(missing), "--out", str(tmp_path / "o"), "-q"])
