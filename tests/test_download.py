@@ -67,6 +67,13 @@ def test_mirror_as_local_directory(tmp_path):
     assert (tmp_path / "cache" / "ETTh1.csv").read_bytes() == ETTH1.read_bytes()
 
 
+def test_a_mirror_url_of_another_scheme_is_refused_not_read_as_a_directory(tmp_path):
+    result = download("ETTh1", "--dir", str(tmp_path / "cache"), "--mirror", "ftp://example.org/data")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--mirror ftp://example.org/data: a ftp URL; give an http(s) URL or a local directory" in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
 def test_default_directory_is_specmem_data_dir(tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
     mirror.mkdir()

@@ -228,13 +228,16 @@ def download(
             f"'{spec.name}' has no download address specmem can vouch for; fetch {spec.filename} yourself and run "
             f"`specmem download {spec.name} --mirror DIRECTORY` to verify and install it"
         )
+    scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", mirror or "")
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        raise DataError(f"--mirror {mirror}: a {scheme.group(1)} URL; give an http(s) URL or a local directory")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / spec.filename
     if target.exists() and (force or not is_verified(spec, target)):
         target.unlink()
     if target.exists():
         return target, False
-    if mirror and not re.match(r"^https?://", mirror):
+    if mirror and not scheme:
         _copy_from_directory(spec, Path(mirror), target)
     else:
         url = f"{mirror.rstrip('/')}/{spec.filename}" if mirror else spec.url
