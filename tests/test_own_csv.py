@@ -111,6 +111,14 @@ def test_a_column_named_twice_or_a_directory_is_a_one_line_error(tmp_path):
         read_table(tmp_path)
 
 
+@pytest.mark.parametrize("content", [b"PAR1\x15\x04\x15\x00", "date,a\n2020-01-01,1\n".encode("utf-16")])
+def test_a_binary_file_is_named_as_one_not_parsed_as_text(tmp_path, content):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"data.csv: a binary file \(Parquet, Excel, compressed or UTF-16\?\)"):
+        read_table(path)
+
+
 def test_unix_seconds_are_dates_in_a_column_named_like_a_clock(tmp_path):
     stamps = pd.date_range("2020-01-01", periods=30, freq="h")
     seconds = np.asarray((stamps - pd.Timestamp(0)) // pd.Timedelta(seconds=1), dtype=np.int64)

@@ -119,6 +119,10 @@ def read_table(path: str | Path, reading: Reading | None = None, allow_missing: 
 
 def parse_csv(raw: bytes, source: str) -> pd.DataFrame:
     """Parse CSV bytes, detecting the separator and a decimal comma from the first lines."""
+    if b"\x00" in raw[:4096]:  # text files hold no NUL byte; Parquet, Excel, gzip and UTF-16 files do
+        raise DataError(
+            f"{source}: a binary file (Parquet, Excel, compressed or UTF-16?), not CSV text; save it as a UTF-8 CSV"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
