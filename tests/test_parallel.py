@@ -96,3 +96,25 @@ def test_cli_jobs_option(tmp_path):
     assert len(json.loads(result.stdout)["runs"]) == 4
     bad = CliRunner().invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "o"), "--backend", "ray"])
     assert bad.exit_code == 2 and "'ray' is not one of" in bad.output  # click's usage error names the choices
+
+
+def test_loky_replacing_a_grown_worker_is_not_reported_as_a_leak(tmp_path, recwarn):
+    """loky's 'a worker stopped ... memory leak' warning (its manager thread, while runs are pending) is
+    silenced for the sweep; any other warning still shows."""
+    import threading
+    import warnings
+
+    from specmem_cli.config import RunSpec
+    from specmem_cli.training.parallel import LOKY_WORKER_REPLACED, RunJob, run_parallel
+
+    def warn_from_a_thread(record):  # as loky's manager thread warns, while the sweep runs
+        for text in (f"{LOKY_WORKER_REPLACED}. This can be caused by a memory leak.", "something else"):
+            thread = threading.Thread(target=warnings.warn, args=(text, UserWarning))
+            thread.start()
+            thread.join()
+
+    one_run = tiny_config(seeds=[1], train={"threads": 1, "max_steps": 2})
+    job = RunJob(RunSpec.of(one_run, one_run.data.pred_lens[0], 1), tmp_path / "runs" / "one", 1)
+    run_parallel([job], 1, "loky", None, warn_from_a_thread)
+    shown = [str(w.message) for w in recwarn]
+    assert "something else" in shown and not [m for m in shown if LOKY_WORKER_REPLACED in m]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,6 +27,10 @@ from specmem_cli.training.run import train_run
 from specmem_cli.training.trainer import TRAINING_STATE, Reporter
 
 BACKENDS = ("loky", "dask")
+# loky replaces a worker whose memory grew by 300 MB since its first run (a run's data and model stay
+# cached in it) and says "this can be caused by ... a memory leak": the replacement is loky working as
+# meant, the pending runs go on, so the warning would only alarm
+LOKY_WORKER_REPLACED = "A worker stopped while some jobs were given to the executor"
 MAX_ATTEMPTS = 3
 
 
@@ -70,7 +75,8 @@ def default_threads(jobs: int) -> int:
 @contextmanager
 def _backend(backend: str, jobs: int, scheduler: str | None):
     if backend == "loky":
-        with joblib.parallel_config(backend="loky", n_jobs=jobs):
+        with joblib.parallel_config(backend="loky", n_jobs=jobs), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=LOKY_WORKER_REPLACED, category=UserWarning)
             yield
         return
     try:
