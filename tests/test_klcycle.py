@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,3 +277,74 @@ def test_the_overlap_ranges_mask_exactly_what_the_distance_test_masks():
         for row, (first, end) in enumerate(_overlap_ranges(positions, stored, within)):
             masked[row, first:end] = True
         assert torch.equal(masked, expected)
+
+
+def test_the_mlp_head_is_the_mlp_of_the_input_less_its_cycle_plus_the_cycle_ahead():
+    """Per window, by hand: ``MLP(x_n - c_in) + c_out`` in normalised units; no linear map is built beside it."""
+    generator = torch.Generator().manual_seed(0)
+    model = KLCycleForecaster(48, 12, 3, cycle_len=24, memory="off", head="mlp", hidden=16)
+    assert not hasattr(model, "linear") and model.mlp[0].out_features == 16
+    with torch.no_grad():
+        model.cycle.normal_(generator=generator)
+    inputs, positions = torch.randn(4, 48, 3, generator=generator), torch.tensor([0, 5, 23, 1001])
+    expected = []
+    for window, start in zip(inputs, positions.tolist(), strict=True):
+        mean, std = window.mean(dim=0), torch.sqrt(window.var(dim=0, unbiased=False) + 1e-5)
+        c_in = model.cycle[[(start + t) % 24 for t in range(48)]]
+        c_out = model.cycle[[(start + 48 + t) % 24 for t in range(12)]]
+        hidden = torch.relu(model.mlp[0].weight @ ((window - mean) / std - c_in) + model.mlp[0].bias[:, None])
+        normalised = model.mlp[2].weight @ hidden + model.mlp[2].bias[:, None] + c_out
+        expected.append(normalised * std + mean)
+    torch.testing.assert_close(model(inputs, positions), torch.stack(expected), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="head must be one of linear, mlp"):
+        KLCycleForecaster(48, 12, 3, cycle_len=24, head="auto")
+
+
+def head_config(head, memory="analog"):
+    raw = klcycle_config(epochs=3).to_dict()
+    raw["model"].update({"head": head, "hidden": 32, "memory": memory})
+    return config_from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def auto_head_run(tmp_path_factory):
+    (record,) = run_sweep(head_config("auto"), tmp_path_factory.mktemp("auto_head"))
+    return record
+
+
+def test_head_auto_trains_both_heads_and_keeps_the_lower_validation_mse(auto_head_run, tmp_path):
+    """The kept network is the one a run of that head alone trains (same seed: the same metrics), its
+    memory is built and gated once, and no epoch state is left behind."""
+    run_dir = auto_head_run.run_dir
+    fit_log = json.loads((Path(run_dir) / "metrics.json").read_text())["fit"]
+    tried = {entry["head"]: entry["mse"] for entry in fit_log["choice"]["validation_mse"]}
+    assert set(tried) == {"linear", "mlp"}
+    chosen = fit_log["choice"]["chosen"]["head"]
+    assert chosen == min(tried, key=tried.get) and fit_log["best_val_mse"] == tried[chosen]
+    assert fit_log["memory"] is not None  # the kept network's memory was built and gated
+    run = load_run(run_dir)
+    assert run.checkpoint.model_params["head"] == chosen and run.config.model["head"] == "auto"
+    assert not list(Path(run_dir).glob("training_state*"))
+    (alone,) = run_sweep(head_config(chosen), tmp_path / chosen)
+    assert (alone.mse, alone.mae) == (auto_head_run.mse, auto_head_run.mae)
+    again = evaluate_run(run_dir)
+    assert (again.mse, again.mae) == pytest.approx((auto_head_run.mse, auto_head_run.mae), rel=1e-9)
+
+
+def test_head_auto_with_the_memory_off_keeps_the_same_network(auto_head_run, tmp_path):
+    """The head is chosen before the memory exists, so the memory-off ablation is the very network the
+    default keeps (what ``benchmarks/suite.py``'s memory-off row relies on)."""
+    (off,) = run_sweep(head_config("auto", memory="off"), tmp_path / "off")
+    kept, without = load_run(auto_head_run.run_dir), load_run(off.run_dir)
+    assert kept.checkpoint.model_params["head"] == without.checkpoint.model_params["head"]
+    kept_parameters = dict(kept.model.named_parameters())
+    for name, value in without.model.named_parameters():  # the network's weights (the memory has none)
+        torch.testing.assert_close(kept_parameters[name], value, rtol=0, atol=0)
+
+
+def test_a_head_that_does_not_exist_is_a_one_line_error(tmp_path):
+    result = runner.invoke(
+        app, ["train", "--data", str(ETTH1), "--out", str(tmp_path / "runs"), "--set", "model.head=cnn"]
+    )
+    assert result.exit_code == 1 and "model.head must be one of linear, mlp, auto (got 'cnn')" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()

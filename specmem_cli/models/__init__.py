@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import itertools
 import logging
 from dataclasses import asdict, fields, replace
 
@@ -133,6 +134,15 @@ def resolve_step_parameters(
     return resolved
 
 
+def open_choices(name: str, params: dict[str, object]) -> list[dict[str, object]]:
+    """The settings a run must try, one dict each: every combination of the model's ``choices`` that
+    ``params`` leaves as ``auto`` (``[{}]`` when none is), in the order the class lists them."""
+    choices = getattr(model_class(name), "choices", {})
+    defaults = hyper_parameters(name)
+    open_keys = [key for key in choices if params.get(key, defaults[key]) == "auto"]
+    return [dict(zip(open_keys, values, strict=True)) for values in itertools.product(*(choices[k] for k in open_keys))]
+
+
 def build_model(name: str, seq_len: int, pred_len: int, n_channels: int, params: dict[str, object]) -> nn.Module:
     """Instantiate a registered model; an unknown hyper-parameter is a one-line config error."""
     check_parameters(name, params, resolved=True)
@@ -153,8 +163,14 @@ def check_parameters(name: str, params: dict[str, object], resolved: bool = Fals
             hint = f"did you mean 'model.{close[0]}'? " if close else ""
             raise ConfigError(f"model '{name}' has no parameter '{key}'; {hint}its parameters: {', '.join(known)}")
     steps = getattr(model_class(name), "step_parameters", ())
+    choices = getattr(model_class(name), "choices", {})
     for key, value in params.items():
         default = known[key]
+        if key in choices:
+            allowed = choices[key] if resolved else (*choices[key], "auto")
+            if value not in allowed:
+                raise ConfigError(f"model.{key} must be one of {', '.join(allowed)} (got {value!r})")
+            continue
         if isinstance(value, str) and (key in steps or (not resolved and _whole_number(default))):
             if not resolved and not (value == "auto" and key in steps) and not _duration(value):
                 expected = "a whole number, 'auto' or a duration" if key in steps else "a whole number or a duration"

@@ -42,9 +42,23 @@ from specmem_cli.intervals import (
     check_levels,
 )
 from specmem_cli.memory import prepare_for_evaluation
-from specmem_cli.models import build_model, check_parameters, hyper_parameters, resolve_step_parameters
+from specmem_cli.models import (
+    build_model,
+    check_parameters,
+    hyper_parameters,
+    open_choices,
+    resolve_step_parameters,
+)
 from specmem_cli.models.published import load_published, published_hyper_parameters
-from specmem_cli.training.trainer import TRAINING_STATE, Reporter, Resume, evaluate_windows, fit, seed_everything
+from specmem_cli.training.trainer import (
+    TRAINING_STATE,
+    Reporter,
+    Resume,
+    evaluate_windows,
+    fit,
+    fit_memory,
+    seed_everything,
+)
 
 log = logging.getLogger("specmem_cli.training")
 
@@ -96,22 +110,69 @@ def train_run(
     state_path = state_path or run_dir / TRAINING_STATE
     config = run.config
     _fresh_run_dir(run_dir, config)
+    choices = open_choices(config.model_name, config.model_params)
+    states = _state_paths(state_path, choices)
     try:
         seed_everything(run.seed)
         params = resolve_step_parameters(
             config.model_name, config.model_params, data.time_axis.step, data.training_rows()
         )
-        model = build_model(config.model_name, config.data.seq_len, run.pred_len, data.n_inputs, params)
-        _announce(model, config, data)
         started = time.perf_counter()
-        result = fit(model, data, config.train, run.seed, reporter, Resume(state_path, fingerprint(config)))
-        record = _finish_run(model, run, params, data, run_dir, asdict(result), time.perf_counter() - started)
+        if choices == [{}]:
+            model = _built(config, run, data, params)
+            result = fit(model, data, config.train, run.seed, reporter, Resume(states[0], fingerprint(config)))
+            fit_log = asdict(result)
+        else:
+            model, params, fit_log = _fit_choosing(run, data, params, choices, states, reporter)
+        record = _finish_run(model, run, params, data, run_dir, fit_log, time.perf_counter() - started)
     except BaseException:
-        if not (run_dir / "metrics.json").is_file() and not (run_dir / TRAINING_STATE).is_file():
+        if not (run_dir / "metrics.json").is_file() and not any((run_dir / path.name).is_file() for path in states):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    state_path.unlink(missing_ok=True)  # finished: the metrics and checkpoint are the run now
+    for path in states:  # finished: the metrics and checkpoint are the run now
+        path.unlink(missing_ok=True)
     return record
+
+
+def _state_paths(state_path: Path, choices: list[dict]) -> list[Path]:
+    """One epoch-state file per network a run trains (``training_state.head-mlp.pt`` for a choice)."""
+    if choices == [{}]:
+        return [state_path]
+    return [
+        state_path.with_name(
+            f"{state_path.stem}.{'.'.join(f'{key}-{value}' for key, value in choice.items())}{state_path.suffix}"
+        )
+        for choice in choices
+    ]
+
+
+def _built(config: ExperimentConfig, run: RunSpec, data: PreparedData, params: dict[str, Any]) -> nn.Module:
+    model = build_model(config.model_name, config.data.seq_len, run.pred_len, data.n_inputs, params)
+    _announce(model, config, data)
+    return model
+
+
+def _fit_choosing(
+    run: RunSpec, data: PreparedData, params: dict, choices: list[dict], states: list[Path], reporter: Reporter
+) -> tuple[nn.Module, dict, dict]:
+    """Train one network per choice a config left ``auto`` (``model.head``), each from the same seed, and keep
+    the one with the lowest validation MSE (the first on a tie); its memory alone is then built and gated.
+    Returns the model, its resolved parameters and its fit log, which lists every choice's validation MSE."""
+    config = run.config
+    tried = []
+    for choice, state in zip(choices, states, strict=True):
+        seed_everything(run.seed)
+        model = _built(config, run, data, {**params, **choice})
+        identity = f"{fingerprint(config)}:{json.dumps(choice, sort_keys=True)}"
+        result = fit(model, data, config.train, run.seed, reporter, Resume(state, identity), with_memory=False)
+        tried.append((result.best_val_mse, choice, model, result))
+    _, choice, model, result = min(tried, key=lambda entry: entry[0])
+    fit_log = asdict(replace(result, memory=fit_memory(model, data, config.train)))
+    fit_log["choice"] = {
+        "chosen": choice,
+        "validation_mse": [{**tried_choice, "mse": val} for val, tried_choice, _, _ in tried],
+    }
+    return model, {**params, **choice}, fit_log
 
 
 LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: say so before it starts
@@ -159,7 +220,7 @@ def _fresh_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
     saved under the same settings): other leftovers of an interrupted run are never trusted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for path in run_dir.iterdir():
-        if path.name != TRAINING_STATE:
+        if not (path.name.startswith(Path(TRAINING_STATE).stem) and path.suffix == Path(TRAINING_STATE).suffix):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 

@@ -17,7 +17,7 @@ from specmem_cli.data import SeriesTable
 from specmem_cli.data.registry import protocol_for
 from specmem_cli.data.splits import Windows, infer_split_scheme, resolve_target, windows_that_fit
 from specmem_cli.errors import CheckpointError, SpecmemError
-from specmem_cli.models import build_model, resolve_step_parameters
+from specmem_cli.models import build_model, open_choices, resolve_step_parameters
 from specmem_cli.training import parallel
 from specmem_cli.training.run import RunRecord, fingerprint, settings_identity, train_run
 from specmem_cli.training.trainer import Reporter, training_device
@@ -137,8 +137,9 @@ def check_models(config: ExperimentConfig, table: SeriesTable) -> None:
     data = load_data(config, config.data.pred_lens[0], table)
     params = resolve_step_parameters(config.model_name, config.model_params, data.time_axis.step, data.training_rows())
     for pred_len in config.data.pred_lens:
-        with torch.device("meta"):
-            build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, params)
+        for choice in open_choices(config.model_name, params):  # every network a run may train
+            with torch.device("meta"):
+                build_model(config.model_name, config.data.seq_len, pred_len, data.n_inputs, {**params, **choice})
 
 
 @contextlib.contextmanager

@@ -182,8 +182,12 @@ def fit(
     seed: int,
     reporter: Reporter | None = None,
     resume: Resume | None = None,
+    with_memory: bool = True,
 ) -> FitResult:
     """Train with early stopping on validation; leaves ``model`` holding the best epoch's state.
+
+    An analog memory is then built and gated (:func:`fit_memory`) unless ``with_memory`` is false: a run
+    comparing several networks builds it once, for the one it keeps.
 
     With ``resume``, the model, optimiser, schedule position, early-stopping state and every RNG are
     saved (atomically) after each epoch, and a run interrupted between epochs continues from the last
@@ -255,11 +259,7 @@ def fit(
     if best_state is None:
         raise SpecmemError("training diverged: the validation loss is not a number; lower train.lr")
     model.load_state_dict(best_state)
-    calibration = None
-    if config.memory_at_eval == "frozen" and isinstance(model, AnalogBlend):
-        calibration = model.calibrate_memory(
-            data.train, data.val, n_outputs, evaluation_batch(config.batch_size, data.train)
-        )
+    memory = fit_memory(model, data, config) if with_memory else None
     return FitResult(
         progress.best_epoch,
         progress.epochs_run,
@@ -267,9 +267,17 @@ def fit(
         progress.best_val,
         time.perf_counter() - start,
         progress.train_seconds / max(progress.steps, 1),
-        calibration,
+        memory,
         str(device),
     )
+
+
+def fit_memory(model: nn.Module, data: PreparedData, config: TrainConfig) -> dict | None:
+    """Build a trained network's analog memory and decide on validation whether to read it (what that
+    calibration decided; None for a model without one, or one whose memory is not read frozen)."""
+    if config.memory_at_eval != "frozen" or not isinstance(model, AnalogBlend):
+        return None
+    return model.calibrate_memory(data.train, data.val, data.n_outputs, evaluation_batch(config.batch_size, data.train))
 
 
 @dataclass
