@@ -478,8 +478,8 @@ def test_a_run_directory_deleted_mid_run_is_named(tmp_path, monkeypatch):
 
     real_fit = runs.fit
 
-    def fit_then_delete(*args):
-        result = real_fit(*args)
+    def fit_then_delete(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
         for path in (tmp_path / "r").glob("*seed*"):
             import shutil
 
