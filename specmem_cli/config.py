@@ -86,6 +86,10 @@ class TrainConfig:
     loss: str = "mse"
     patience: int = 3
     max_steps: int | None = None
+    # at most this many (window, series) pairs per epoch: a split with more (a wide file: electricity's
+    # 321 series give 5.9M) draws a fresh random subset of its windows each epoch, so an epoch's cost
+    # stops growing with the width; null: every window, every epoch
+    epoch_samples: int | None = None
     memory_at_eval: str = "reset"
     threads: int | None = None
     # where the runs train: ``cpu`` (deterministic, and the fastest for the small models) or an
@@ -246,6 +250,10 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
     need(
         train.max_steps is None or (_is_int(train.max_steps) and train.max_steps > 0),
         "train.max_steps must be a positive integer or null",
+    )
+    need(
+        train.epoch_samples is None or (_is_int(train.epoch_samples) and train.epoch_samples > 0),
+        "train.epoch_samples must be a positive integer or null",
     )
     need(
         train.memory_at_eval in EVALUATION_POLICIES,

@@ -3,6 +3,7 @@ data, and the analog memory's validation gate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from specmem_cli.checkpoint import load_run
 from specmem_cli.cli import app
-from specmem_cli.config import config_from_dict, load_config, with_protocol
+from specmem_cli.config import config_from_dict, load_config, load_data, with_protocol
 from specmem_cli.data.registry import KNOWN_DATASETS, protocol_for
 from specmem_cli.data.seasonality import clock_periods, detect_cycle
 from specmem_cli.memory import prepare_for_evaluation
@@ -84,6 +85,18 @@ def test_weather_verifies_with_either_line_ending_and_unhashed_sets_are_refused(
     assert not (tmp_path / "e" / "electricity.csv").exists()
     missing = runner.invoke(app, ["train", "--data", "electricity", "--out", str(tmp_path / "r")])
     assert missing.exit_code == 1 and "put electricity.csv there yourself" in missing.stderr
+
+
+@pytest.mark.parametrize("name", ["ETTh1", "ETTm1", "ETTm2", "weather"])
+def test_the_default_trains_every_window_of_each_shared_file_every_epoch(name):
+    """train.epoch_samples only trims wide files: the suite's figures are those of full epochs."""
+    path = SHARED / "data" / ("weather" if name == "weather" else "ETT-small") / f"{name}.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    config = load_config("default")
+    config = with_protocol(dataclasses.replace(config, data=dataclasses.replace(config.data, name=str(path))))
+    data = load_data(config, min(config.data.pred_lens))
+    assert data.train.windows_for(config.train.epoch_samples) is None
 
 
 def test_a_horizon_longer_than_the_validation_split_names_the_longest_that_fits(tmp_path):

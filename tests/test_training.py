@@ -66,6 +66,39 @@ def test_early_stopping_on_validation_restores_best_weights(monkeypatch):
     assert not all(torch.equal(final[key], states[3][key]) for key in final)
 
 
+def test_epoch_samples_caps_each_epoch_to_a_fresh_subset_of_windows():
+    """A wide split trains on a fresh random subset each epoch; a split under the cap is untouched."""
+    from specmem_cli.models import build_model
+
+    config = tiny_config(train={"epochs": 3, "max_steps": None, "lr": 0.01})
+    data = load_data(config, 12)
+    windows, series = data.train, data.train.series.shape[1]
+    assert windows.windows_for(None) is None and windows.windows_for(windows.count * series) is None
+    assert windows.windows_for(64 * series + series - 1) == 64 and windows.windows_for(1) == 1
+    generator = torch.Generator().manual_seed(0)
+    epochs = [
+        torch.cat([positions for *_, positions in windows.batches(32, True, generator, limit=64)]) for _ in range(2)
+    ]
+    assert all(len(epoch) == len(set(epoch.tolist())) == 64 for epoch in epochs)
+    assert not torch.equal(epochs[0].sort().values, epochs[1].sort().values)
+
+    def trained(epoch_samples):
+        config.train.epoch_samples = epoch_samples
+        model = build_model("klmemory", 48, 12, data.n_inputs, config.model_params)
+        recorder = Recorder()
+        recorder.batches = []
+        recorder.start_epoch = lambda epoch, n_epochs, n_batches: recorder.batches.append(n_batches)
+        return fit(model, data, config.train, seed=1, reporter=recorder), recorder.batches
+
+    capped, batches = trained(64 * series)
+    assert capped.steps == 3 * 2 and batches == [2, 2, 2]
+    everything, uncapped = trained(None)
+    assert uncapped == [windows.n_batches(32)] * 3 and everything.steps == 3 * windows.n_batches(32)
+    assert trained(windows.count * series)[0].best_val_mse == everything.best_val_mse
+    with pytest.raises(ConfigError, match=re.escape("train.epoch_samples must be a positive integer or null")):
+        apply_overrides(config, ["train.epoch_samples=0"])
+
+
 def test_same_seed_same_metrics_and_resume(tmp_path):
     config = tiny_config(seeds=[1, 2])
     first = run_sweep(config, tmp_path / "a")

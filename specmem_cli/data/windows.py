@@ -49,12 +49,22 @@ class WindowSet:
         return self._inputs, self.series[self.seq_len :].unfold(0, self.pred_len, 1)[: self.count]
 
     def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, limit: int | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Every window once, in order or shuffled; the last batch may be short (no dropped windows)."""
+        """Every window once, in order or shuffled; the last batch may be short (no dropped windows).
+
+        With ``limit``, only the first ``limit`` windows of that order (a fresh random subset when shuffled).
+        """
         order = torch.randperm(self.count, generator=generator) if shuffle else torch.arange(self.count)
-        for start in range(0, self.count, batch_size):
+        order = order[: self.count if limit is None else limit]
+        for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
 
-    def n_batches(self, batch_size: int) -> int:
-        return -(-self.count // batch_size)
+    def n_batches(self, batch_size: int, limit: int | None = None) -> int:
+        return -(-min(self.count, limit or self.count) // batch_size)
+
+    def windows_for(self, pairs: int | None) -> int | None:
+        """How many windows hold at most ``pairs`` (window, series) pairs (at least one); None: no cap needed."""
+        if pairs is None or self.count * self.series.shape[1] <= pairs:
+            return None
+        return max(1, pairs // self.series.shape[1])

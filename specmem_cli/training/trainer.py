@@ -213,15 +213,16 @@ def fit(
         log.info("note: resuming %s after epoch %d", resume.path.parent.name, progress.next_epoch)
     best_state = saved["best_state"] if saved is not None else None
     start = time.perf_counter() - progress.seconds
+    windows_per_epoch = data.train.windows_for(config.epoch_samples)
     for epoch in range(progress.next_epoch, config.epochs if not progress.done else progress.next_epoch):
         lr = learning_rate(config.lr, epoch, config.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
         memory_contract.start_epoch(model)
         model.train()
-        reporter.start_epoch(epoch, config.epochs, data.train.n_batches(config.batch_size))
+        reporter.start_epoch(epoch, config.epochs, data.train.n_batches(config.batch_size, windows_per_epoch))
         epoch_start, losses = time.perf_counter(), []
-        for batch in data.train.batches(config.batch_size, shuffle=True, generator=generator):
+        for batch in data.train.batches(config.batch_size, shuffle=True, generator=generator, limit=windows_per_epoch):
             inputs, targets, positions = on_device(device, *batch)
             optimizer.zero_grad(set_to_none=True)
             prediction = forecast(model, inputs, positions)[:, -pred_len:, -n_outputs:]
