@@ -114,6 +114,11 @@ def test_same_seed_same_metrics_and_resume(tmp_path):
     resumed = run_sweep(config, tmp_path / "a")
     assert [r.reused for r in resumed] == [True, False] and resumed[1].mse == first[1].mse
     assert not list(run_dir.glob(".*.tmp"))
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    moved = run_sweep(config, tmp_path / "moved")
+    assert all(r.reused for r in moved) and [r.mse for r in moved] == [r.mse for r in first]
+    assert all(Path(r.run_dir).parent == tmp_path / "moved" for r in moved)
+    assert load_run(moved[0].run_dir).checkpoint is not None
 
 
 def test_changed_settings_do_not_reuse_old_runs(tmp_path):

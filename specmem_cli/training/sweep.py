@@ -183,4 +183,5 @@ def finished_record(run_dir: Path, config: ExperimentConfig, data_sha256: str | 
         load_checkpoint(run_dir / "checkpoint.pt")
     except CheckpointError:
         return None
-    return RunRecord(**{**stored["record"], "reused": True})
+    # where the run is now: a directory moved or copied since it trained still answers for itself
+    return RunRecord(**{**stored["record"], "run_dir": str(run_dir), "reused": True})
