@@ -56,7 +56,7 @@ class WindowSet:
         With ``limit``, only the first ``limit`` windows of that order (a fresh random subset when shuffled).
         """
         order = torch.randperm(self.count, generator=generator) if shuffle else torch.arange(self.count)
-        order = order[: self.count if limit is None else limit]
+        order = order[:limit]  # [:None] keeps every window
         for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
 
