@@ -5,14 +5,14 @@ learned seasonal cycle (CycleNet/Linear), and the published memory is all zero a
 Here the memory is the training trajectory itself, compressed to its dominant K-L modes
 (:class:`~specmem_cli.memory.analog.AnalogMemory`), and it is read at evaluation: each window's
 K-L coefficients retrieve the training windows that looked like it, and their futures are
-blended into the linear forecast with a weight per forecast step.
+blended into the network's forecast with a weight per forecast step.
 
 The memory is fitted after the network and kept only where validation says it helps
 (:mod:`specmem_cli.models.analog_blend`, which every memory backbone can carry too).
 
 The map from the input less its cycle to the forecast is linear (CycleNet/Linear) or a one-hidden-layer
 MLP (CycleNet/MLP). Neither wins everywhere: on ETTh1's validation split the MLP is worse beyond horizon 96,
-on ETTm1's and weather's it is better at every horizon tried. So ``head: auto`` lets a run train both and
+on ETTm1's, ETTm2's and weather's it is better at every horizon tried. So ``head: auto`` lets a run train both and
 keep the one with the lower validation MSE (:func:`specmem_cli.training.run.train_run`).
 """
 
@@ -32,7 +32,7 @@ FFT_FROM = 8_192  # cycle values (cycle_len x series) from which W c_in is compu
 
 
 class KLCycleForecaster(AnalogBlend):
-    """Instance normalisation -> learned cycle removed -> shared linear map -> cycle restored -> memory blend.
+    """Instance normalisation -> learned cycle removed -> shared linear map or MLP -> cycle restored -> memory blend.
 
     Args:
         seq_len, pred_len, n_channels: look-back, horizon and number of series (channel-independent).
