@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -331,10 +332,16 @@ def test_head_auto_trains_both_heads_and_keeps_the_lower_validation_mse(auto_hea
     assert (again.mse, again.mae) == pytest.approx((auto_head_run.mse, auto_head_run.mae), rel=1e-9)
 
 
-def test_head_auto_with_the_memory_off_keeps_the_same_network(auto_head_run, tmp_path):
+def test_head_auto_with_the_memory_off_keeps_the_same_network(auto_head_run, tmp_path, caplog):
     """The head is chosen before the memory exists, so the memory-off ablation is the very network the
-    default keeps (what ``benchmarks/suite.py``'s memory-off row relies on)."""
-    (off,) = run_sweep(head_config("auto", memory="off"), tmp_path / "off")
+    default keeps (what ``benchmarks/suite.py``'s memory-off row relies on). The log says which network
+    is training and which was kept."""
+    with caplog.at_level(logging.INFO, logger="specmem_cli"):
+        (off,) = run_sweep(head_config("auto", memory="off"), tmp_path / "off")
+    assert "klcycle pl=24 seed=3: training head=linear (1 of 2" in caplog.text
+    assert "training head=mlp (2 of 2" in caplog.text
+    kept_note = next(line for line in caplog.messages if ": kept head=" in line)
+    assert "validation MSE head=linear " in kept_note and ", head=mlp " in kept_note
     kept, without = load_run(auto_head_run.run_dir), load_run(off.run_dir)
     assert kept.checkpoint.model_params["head"] == without.checkpoint.model_params["head"]
     kept_parameters = dict(kept.model.named_parameters())

@@ -159,20 +159,34 @@ def _fit_choosing(
     the one with the lowest validation MSE (the first on a tie); its memory alone is then built and gated.
     Returns the model, its resolved parameters and its fit log, which lists every choice's validation MSE."""
     config = run.config
+    name = f"{config.model_name} pl={run.pred_len} seed={run.seed}"
     tried = []
-    for choice, state in zip(choices, states, strict=True):
+    for index, (choice, state) in enumerate(zip(choices, states, strict=True), start=1):
+        log.info(
+            "note: %s: training %s (%d of %d; the lower validation MSE is kept)",
+            name,
+            _label(choice),
+            index,
+            len(choices),
+        )
         seed_everything(run.seed)
         model = _built(config, run, data, {**params, **choice})
         identity = f"{fingerprint(config)}:{json.dumps(choice, sort_keys=True)}"
         result = fit(model, data, config.train, run.seed, reporter, Resume(state, identity), with_memory=False)
         tried.append((result.best_val_mse, choice, model, result))
     _, choice, model, result = min(tried, key=lambda entry: entry[0])
+    scores = ", ".join(f"{_label(tried_choice)} {val:.4f}" for val, tried_choice, _, _ in tried)
+    log.info("note: %s: kept %s (validation MSE %s)", name, _label(choice), scores)
     fit_log = asdict(replace(result, memory=fit_memory(model, data, config.train)))
     fit_log["choice"] = {
         "chosen": choice,
         "validation_mse": [{**tried_choice, "mse": val} for val, tried_choice, _, _ in tried],
     }
     return model, {**params, **choice}, fit_log
+
+
+def _label(choice: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in choice.items())
 
 
 LARGE_MODEL = 10_000_000  # parameters beyond which a CPU step takes seconds: say so before it starts
