@@ -53,9 +53,8 @@ class KLCycleForecaster(AnalogBlend):
 
     uses_positions = True
     step_parameters = ("cycle_len",)  # whole steps that a config may give as a duration or ``auto``
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {
-        "head": HEADS
-    }  # parameters a config may give as ``auto``: a run tries each, validation picks
+    # parameters a config may give as ``auto``: a run tries each, validation picks
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"head": HEADS}
 
     def __init__(
         self,
