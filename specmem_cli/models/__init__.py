@@ -166,9 +166,9 @@ def check_parameters(name: str, params: dict[str, object], resolved: bool = Fals
     choices = getattr(model_class(name), "choices", {})
     for key, value in params.items():
         default = known[key]
-        if key in choices:
-            allowed = choices[key] if resolved else (*choices[key], "auto")
-            if value not in allowed:
+        if key in choices:  # a resolved value may also be one a run made (klcycle's mix): the model checks it
+            allowed = (*choices[key], "auto")
+            if not resolved and value not in allowed:
                 raise ConfigError(f"model.{key} must be one of {', '.join(allowed)} (got {value!r})")
             continue
         if isinstance(value, str) and (key in steps or (not resolved and _whole_number(default))):

@@ -13,7 +13,8 @@ The memory is fitted after the network and kept only where validation says it he
 The map from the input less its cycle to the forecast is linear (CycleNet/Linear) or a one-hidden-layer
 MLP (CycleNet/MLP). Neither wins everywhere: on ETTh1's validation split the MLP is worse beyond horizon 96,
 on ETTm1's, ETTm2's and weather's it is better at every horizon tried. So ``head: auto`` lets a run train both and
-keep the one with the lower validation MSE (:func:`specmem_cli.training.run.train_run`).
+keep the one with the lower validation MSE, or their validation-weighted mix (``head: mix``, :meth:`mix_from`)
+where that is lower still (:func:`specmem_cli.training.run.train_run`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models.analog_blend import AnalogBlend
 from specmem_cli.models.layers import denormalise, normalise
 
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp")  # the maps a config may name (or ``auto``); ``mix`` is made from both by a run
 FFT_FROM = 8_192  # cycle values (cycle_len x series) from which W c_in is computed through the FFT
 
 
@@ -47,7 +48,7 @@ class KLCycleForecaster(AnalogBlend):
         top_k: analogs averaged per read.
         max_entries: most window-series rows the memory stores (wide data is thinned to fit).
         head: ``linear`` or ``mlp`` (a config may say ``auto``: a run trains both and keeps the one with
-            the lower validation MSE).
+            the lower validation MSE, or their validation-weighted mix, ``mix``: see :meth:`mix_from`).
         hidden: the MLP head's hidden width.
     """
 
@@ -82,18 +83,21 @@ class KLCycleForecaster(AnalogBlend):
             )
         if not isinstance(cycle_len, int) or cycle_len < 1:
             raise ValueError(f"cycle_len must be a whole number of steps >= 1, got {cycle_len!r}")
-        if head not in HEADS:
+        if head not in (*HEADS, "mix"):
             raise ValueError(
                 f"head must be one of {', '.join(HEADS)} (or 'auto' in a config, chosen by a run), got {head!r}"
             )
         if hidden < 1:
             raise ValueError(f"hidden must be a whole number >= 1, got {hidden!r}")
         self.seq_len, self.pred_len, self.cycle_len, self.head = seq_len, pred_len, cycle_len, head
-        self.cycle = nn.Parameter(torch.zeros(cycle_len, n_channels))
-        if head == "linear":
+        self.cycle = nn.Parameter(torch.zeros(cycle_len, n_channels))  # the MLP's own where the head is mlp
+        if head in ("linear", "mix"):
             self.linear = nn.Linear(seq_len, pred_len)
-        else:
+        if head in ("mlp", "mix"):
             self.mlp = nn.Sequential(nn.Linear(seq_len, hidden), nn.ReLU(), nn.Linear(hidden, pred_len))
+        if head == "mix":  # two networks trained apart: each keeps its own cycle
+            self.mlp_cycle = nn.Parameter(torch.zeros(cycle_len, n_channels))
+            self.register_buffer("linear_share", torch.tensor(1.0))  # the linear map's weight in the mix
         self.memory = (
             AnalogMemory(seq_len, pred_len, key_modes, value_modes, temperature, memory_stride, top_k, max_entries)
             if memory == "analog"
@@ -101,16 +105,36 @@ class KLCycleForecaster(AnalogBlend):
         )
         self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
 
-    def _stretches(self, offset: int, length: int) -> torch.Tensor:
-        """For each phase ``p``: the learned cycle over ``length`` steps from ``p + offset`` ``[C, cycle, length]``.
+    @torch.no_grad()
+    def mix_from(self, linear: KLCycleForecaster, mlp: KLCycleForecaster, linear_share: float) -> None:
+        """Make this ``head: mix`` network forecast ``share * linear + (1 - share) * mlp`` from a trained linear
+        and a trained MLP network (each keeps its own cycle); its memory, if any, is built afterwards.
+
+        Why: the two maps err differently, so a weighted mean of their forecasts is often below both on
+        validation; a run weighs them there (:func:`specmem_cli.training.run.train_run`).
+        """
+        if self.head != "mix" or linear.head != "linear" or mlp.head != "mlp":
+            raise ValueError(
+                f"mix_from needs a mix, a linear and an mlp network (got {self.head}, {linear.head}, {mlp.head})"
+            )
+        self.cycle.copy_(linear.cycle)
+        self.linear.load_state_dict(linear.linear.state_dict())
+        self.mlp_cycle.copy_(mlp.cycle)
+        self.mlp.load_state_dict(mlp.mlp.state_dict())
+        self.linear_share.fill_(linear_share)
+
+    def _stretches(self, offset: int, length: int, cycle: torch.Tensor | None = None) -> torch.Tensor:
+        """For each phase ``p``: the learned cycle (``self.cycle`` unless given) over ``length`` steps from
+        ``p + offset`` ``[C, cycle, length]``.
 
         Gathered by index rather than unfolded from a repeated cycle: the gradient of a gather is one
         ``index_add``, where unfolding's backward took an eighth of a training step on weather.
         """
-        phases = torch.arange(self.cycle_len, device=self.cycle.device)
-        steps = torch.arange(offset, offset + length, device=self.cycle.device)
+        cycle = self.cycle if cycle is None else cycle
+        phases = torch.arange(self.cycle_len, device=cycle.device)
+        steps = torch.arange(offset, offset + length, device=cycle.device)
         index = (phases[:, None] + steps).remainder_(self.cycle_len).flatten()
-        return self.cycle.T.index_select(1, index).view(-1, self.cycle_len, length)
+        return cycle.T.index_select(1, index).view(-1, self.cycle_len, length)
 
     def _weighted_cycle(self) -> torch.Tensor:
         """``W c_in`` for every phase ``[C, cycle, pred_len]``: the linear map applied to the cycle's
@@ -148,16 +172,28 @@ class KLCycleForecaster(AnalogBlend):
         if positions is None:
             raise ValueError("KLCycleForecaster needs each window's position (the phase of its cycle)")
         normalised, mean, std = normalise(x)
-        if self.head == "mlp":  # not linear: the cycle is taken out of and put back into each window
-            phases = positions % self.cycle_len
-            cycle_in = self._stretches(0, self.seq_len).index_select(1, phases).transpose(0, 1)  # [B, C, seq_len]
-            cycle_out = self._stretches(self.seq_len, self.pred_len).index_select(1, phases).transpose(0, 1)
-            forecast = self.mlp(normalised.transpose(1, 2) - cycle_in) + cycle_out
-            return normalised, forecast.transpose(1, 2).contiguous(), mean, std
+        if self.head == "linear":
+            forecast = self._linear_forecast(normalised, positions)
+        elif self.head == "mlp":
+            forecast = self._mlp_forecast(normalised, positions, self.cycle)
+        else:
+            share = self.linear_share
+            forecast = share * self._linear_forecast(normalised, positions) + (1 - share) * self._mlp_forecast(
+                normalised, positions, self.mlp_cycle
+            )
+        return normalised, forecast.transpose(1, 2).contiguous(), mean, std
+
+    def _linear_forecast(self, normalised: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         per_phase = self._stretches(self.seq_len, self.pred_len) - self._weighted_cycle()  # [C, cycle, pred_len]
         cycle = per_phase.index_select(1, positions % self.cycle_len).transpose(0, 1)  # [B, C, pred_len]
-        forecast = self.linear(normalised.transpose(1, 2)) + cycle
-        return normalised, forecast.transpose(1, 2).contiguous(), mean, std
+        return self.linear(normalised.transpose(1, 2)) + cycle
+
+    def _mlp_forecast(self, normalised: torch.Tensor, positions: torch.Tensor, cycle: torch.Tensor) -> torch.Tensor:
+        """Not linear: the cycle is taken out of and put back into each window ``[B, C, pred_len]``."""
+        phases = positions % self.cycle_len
+        cycle_in = self._stretches(0, self.seq_len, cycle).index_select(1, phases).transpose(0, 1)  # [B, C, seq_len]
+        cycle_out = self._stretches(self.seq_len, self.pred_len, cycle).index_select(1, phases).transpose(0, 1)
+        return self.mlp(normalised.transpose(1, 2) - cycle_in) + cycle_out
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``[B, seq_len, C]`` -> ``[B, pred_len, C]``; ``positions`` ``[B]``: each window's first row on the clock."""

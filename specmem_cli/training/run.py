@@ -57,6 +57,8 @@ from specmem_cli.training.trainer import (
     evaluate_windows,
     fit,
     fit_memory,
+    model_device,
+    predict_windows,
     seed_everything,
 )
 
@@ -174,15 +176,51 @@ def _fit_choosing(
         identity = f"{fingerprint(config)}:{json.dumps(choice, sort_keys=True)}"
         result = fit(model, data, config.train, run.seed, reporter, Resume(state, identity), with_memory=False)
         tried.append((result.best_val_mse, choice, model, result))
-    _, choice, model, result = min(tried, key=lambda entry: entry[0])
+    best_val, choice, model, result = min(tried, key=lambda entry: entry[0])
     scores = ", ".join(f"{_label(tried_choice)} {val:.4f}" for val, tried_choice, _, _ in tried)
+    validation = [{**tried_choice, "mse": val} for val, tried_choice, _, _ in tried]
+    mix = _mix(run, data, {**params, **choice}, {tried_choice.get("head"): net for _, tried_choice, net, _ in tried})
+    if mix is not None:  # recorded either way; kept only where it is lower than both maps
+        mixed, share, mix_val = mix
+        validation.append({"head": "mix", "linear_share": share, "mse": mix_val})
+        scores += f"; their mix ({share:.2f} linear) {mix_val:.4f}"
+        if mix_val < best_val:
+            model, best_val, choice = mixed, mix_val, {**choice, "head": "mix"}
+            result = replace(result, best_val_mse=best_val)
     log.info("note: %s: kept %s (validation MSE %s)", name, _label(choice), scores)
     fit_log = asdict(replace(result, memory=fit_memory(model, data, config.train)))
-    fit_log["choice"] = {
-        "chosen": choice,
-        "validation_mse": [{**tried_choice, "mse": val} for val, tried_choice, _, _ in tried],
-    }
+    fit_log["choice"] = {"chosen": choice, "validation_mse": validation}
     return model, {**params, **choice}, fit_log
+
+
+def _mix(run: RunSpec, data: PreparedData, params: dict, networks: dict) -> tuple[nn.Module, float, float] | None:
+    """For a model that can mix its maps (klcycle: ``head: mix``): the trained linear and MLP networks'
+    forecasts weighted to the lowest validation MSE, as ``(network, linear share, validation MSE)``; None
+    for any other model or choice.
+
+    With ``e`` each network's validation error, the MSE of ``s e_linear + (1 - s) e_mlp`` is quadratic in
+    ``s``, so one pass over validation (three sums) gives its minimum in closed form, clipped to [0, 1].
+    """
+    config = run.config
+    if set(networks) != {"linear", "mlp"} or not hasattr(networks["linear"], "mix_from"):
+        return None
+    sums = torch.zeros(3, dtype=torch.float64)  # <e_l, e_l>, <e_m, e_m>, <e_l, e_m>
+    count = 0
+    batch = config.train.batch_size
+    for (linear, target, _), (mlp, _, _) in zip(
+        predict_windows(networks["linear"], data.val, batch, data.n_outputs),
+        predict_windows(networks["mlp"], data.val, batch, data.n_outputs),
+        strict=True,
+    ):
+        e_linear, e_mlp = (linear - target).double(), (mlp - target).double()
+        sums += torch.stack([e_linear.square().sum(), e_mlp.square().sum(), (e_linear * e_mlp).sum()])
+        count += target.numel()
+    a, b, c = sums.tolist()
+    share = min(1.0, max(0.0, (b - c) / (a + b - 2 * c))) if a + b - 2 * c > 0 else 1.0
+    mse = (share**2 * a + (1 - share) ** 2 * b + 2 * share * (1 - share) * c) / count
+    model = _built(config, run, data, {**params, "head": "mix"}).to(model_device(networks["linear"]))
+    model.mix_from(networks["linear"], networks["mlp"], share)
+    return model, share, mse
 
 
 def _label(choice: dict) -> str:
