@@ -79,3 +79,12 @@ def test_every_backbone_trains_with_each_memory_on_the_gpu_and_scores_the_same_o
     record = run_sweep(config, tmp_path)[0]
     on_cpu = evaluate_run(record.run_dir)
     assert on_cpu.mse == pytest.approx(record.mse, rel=2e-3)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+def test_the_default_head_choice_and_its_mix_run_on_the_gpu_and_score_the_same_on_the_cpu(tmp_path):
+    """``head: auto`` trains both maps and weighs their forecasts on validation: all of it on the GPU."""
+    config = apply_overrides(small_run_config("klcycle", "cuda"), ["model.head=auto"])
+    record = run_sweep(config, tmp_path)[0]
+    on_cpu = evaluate_run(record.run_dir)
+    assert on_cpu.mse == pytest.approx(record.mse, rel=2e-3)

@@ -204,7 +204,8 @@ def _mix(run: RunSpec, data: PreparedData, params: dict, networks: dict) -> tupl
     config = run.config
     if set(networks) != {"linear", "mlp"} or not hasattr(networks["linear"], "mix_from"):
         return None
-    sums = torch.zeros(3, dtype=torch.float64)  # <e_l, e_l>, <e_m, e_m>, <e_l, e_m>
+    device = model_device(networks["linear"])
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # <e_l, e_l>, <e_m, e_m>, <e_l, e_m>
     count = 0
     batch = config.train.batch_size
     for (linear, target, _), (mlp, _, _) in zip(
@@ -218,7 +219,7 @@ def _mix(run: RunSpec, data: PreparedData, params: dict, networks: dict) -> tupl
     a, b, c = sums.tolist()
     share = min(1.0, max(0.0, (b - c) / (a + b - 2 * c))) if a + b - 2 * c > 0 else 1.0
     mse = (share**2 * a + (1 - share) ** 2 * b + 2 * share * (1 - share) * c) / count
-    model = _built(config, run, data, {**params, "head": "mix"}).to(model_device(networks["linear"]))
+    model = _built(config, run, data, {**params, "head": "mix"}).to(device)
     model.mix_from(networks["linear"], networks["mlp"], share)
     return model, share, mse
 
