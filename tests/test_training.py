@@ -18,12 +18,13 @@ from typer.testing import CliRunner
 from specmem_cli.checkpoint import load_checkpoint, load_run
 from specmem_cli.cli import app
 from specmem_cli.config import apply_overrides, load_config, load_data
+from specmem_cli.data.windows import WindowSet
 from specmem_cli.errors import CheckpointError, ConfigError, SpecmemError
 from specmem_cli.render import comparison_table, results_table, suite_table
 from specmem_cli.training.run import RunRecord, evaluate_run
 from specmem_cli.training.sanity import sanity_checks
 from specmem_cli.training.sweep import SweepReporter, run_sweep
-from specmem_cli.training.trainer import TRAINING_STATE, Reporter, fit, learning_rate
+from specmem_cli.training.trainer import TRAINING_STATE, Reporter, fit, horizon_of, learning_rate
 from tests.conftest import ETTH1, REFERENCE, tiny_config
 
 runner = CliRunner()
@@ -481,3 +482,17 @@ def test_tables_give_a_spread_only_where_there_are_several_seeds():
         assert "0.4000" in text(table) and "± 0.0000" not in text(table)
     for table in (results_table(two, "two"), comparison_table({"m": two}), suite_table({("m", "ETTh1"): two})):
         assert "0.4500 ± 0.0707" in text(table)
+
+
+def test_batches_hold_contiguous_targets_and_an_exact_forecast_is_scored_unsliced():
+    """The loss reads targets in the forecast's layout, and a forecast that is exactly the horizon is not
+    sliced (a slice's backward fills a zero gradient and copies into it): both for speed, same values."""
+    series = torch.arange(60.0).view(20, 3).T.contiguous().T  # channel-major storage, as the splits hold it
+    windows = WindowSet(series, seq_len=4, pred_len=3, output_channels=slice(1, 3))
+    inputs, targets, _ = windows.batch(torch.tensor([5, 0]))
+    assert targets.is_contiguous() and targets.shape == (2, 3, 2)
+    assert torch.equal(targets[0], series[9:12, 1:]) and torch.equal(inputs[1], series[0:4])
+    exact = torch.randn(2, 3, 2)
+    assert horizon_of(exact, 3, 2) is exact
+    longer = torch.randn(2, 5, 3)  # a decoder's label rows and an input-only channel
+    assert torch.equal(horizon_of(longer, 3, 2), longer[:, 2:, 1:])
