@@ -158,14 +158,15 @@ def _fit_choosing(
     run: RunSpec, data: PreparedData, params: dict, choices: list[dict], states: list[Path], reporter: Reporter
 ) -> tuple[nn.Module, dict, dict]:
     """Train one network per choice a config left ``auto`` (``model.head``), each from the same seed, and keep
-    the one with the lowest validation MSE (the first on a tie); its memory alone is then built and gated.
-    Returns the model, its resolved parameters and its fit log, which lists every choice's validation MSE."""
+    the one with the lowest validation MSE (the first on a tie), or the two maps' mix where that is lower
+    still (:func:`_mix`); its memory alone is then built and gated. Returns the model, its resolved
+    parameters and its fit log, which lists every choice's validation MSE (and the mix's)."""
     config = run.config
     name = f"{config.model_name} pl={run.pred_len} seed={run.seed}"
     tried = []
     for index, (choice, state) in enumerate(zip(choices, states, strict=True), start=1):
         log.info(
-            "note: %s: training %s (%d of %d; the lower validation MSE is kept)",
+            "note: %s: training %s (%d of %d; the lowest validation MSE is kept)",
             name,
             _label(choice),
             index,
