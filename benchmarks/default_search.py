@@ -29,17 +29,11 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 from readme_block import rewrite_block
+from suite import FILES
 
 from specmem_cli.config import apply_overrides, load_config, with_protocol
 from specmem_cli.training.sweep import run_sweep
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-FILES = {
-    "ETTh1": SHARED / "ETT-small" / "ETTh1.csv",
-    "ETTm1": SHARED / "ETT-small" / "ETTm1.csv",
-    "ETTm2": SHARED / "ETT-small" / "ETTm2.csv",
-    "weather": SHARED / "weather" / "weather.csv",
-}
 VARIANTS = {
     "base": [],
     "lr0.005": ["train.lr=0.005"],

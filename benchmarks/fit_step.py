@@ -21,21 +21,14 @@ import argparse
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from suite import FILES
 
 from specmem_cli.config import apply_overrides, load_config, load_data, with_protocol
 from specmem_cli.models import build_model, forecast, resolve_step_parameters
 from specmem_cli.training.trainer import horizon_of, training_loss
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-FILES = {
-    "ETTh1": SHARED / "ETT-small" / "ETTh1.csv",
-    "ETTm1": SHARED / "ETT-small" / "ETTm1.csv",
-    "ETTm2": SHARED / "ETT-small" / "ETTm2.csv",
-    "weather": SHARED / "weather" / "weather.csv",
-}
 BATCH = 256
 
 
