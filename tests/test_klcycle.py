@@ -19,8 +19,9 @@ from specmem_cli.errors import ConfigError
 from specmem_cli.inference.forecast import forecast
 from specmem_cli.memory import analog
 from specmem_cli.memory.analog import AnalogMemory
-from specmem_cli.models.klcycle import KLCycleForecaster
-from specmem_cli.training.run import evaluate_run
+from specmem_cli.models.klcycle import HEADS, KLCycleForecaster
+from specmem_cli.models.layers import normalise
+from specmem_cli.training.run import evaluate_run, simplex_weights
 from specmem_cli.training.sanity import sanity_checks
 from specmem_cli.training.sweep import run_sweep
 from specmem_cli.training.trainer import learning_rate, predict_windows
@@ -315,13 +316,17 @@ def auto_head_run(tmp_path_factory):
 
 def test_head_auto_keeps_the_lowest_validation_mse_of_both_maps_and_their_mix(auto_head_run, tmp_path):
     """Each map is the network a run of that head alone trains (same seed: the same validation MSE); the mix
-    is their forecasts weighted by the share that minimises validation MSE (closed form: never above either);
+    is their forecasts and the last value weighted by the shares that minimise validation MSE (never above
+    any of the three);
     the kept network's memory is built and gated once, and no epoch state is left behind."""
     run_dir = auto_head_run.run_dir
     fit_log = json.loads((Path(run_dir) / "metrics.json").read_text())["fit"]
     tried = {entry["head"]: entry for entry in fit_log["choice"]["validation_mse"]}
     assert list(tried) == ["linear", "mlp", "mix"]
-    assert tried["mix"]["mse"] <= min(tried["linear"]["mse"], tried["mlp"]["mse"]) + 1e-12
+    mix_entry = tried["mix"]
+    assert mix_entry["mse"] <= min(tried["linear"]["mse"], tried["mlp"]["mse"], mix_entry["last_value_mse"]) + 1e-12
+    shares = [mix_entry[key] for key in ("linear_share", "mlp_share", "last_value_share")]
+    assert min(shares) >= 0 and sum(shares) == pytest.approx(1)
     chosen = fit_log["choice"]["chosen"]["head"]
     assert chosen == min(tried, key=lambda head: tried[head]["mse"]) and fit_log["best_val_mse"] == tried[chosen]["mse"]
     # the closed-form figure is the kept network's own validation MSE (the memory gate scores it without memory)
@@ -337,11 +342,16 @@ def test_head_auto_keeps_the_lowest_validation_mse_of_both_maps_and_their_mix(au
             json.loads((Path(record.run_dir) / "metrics.json").read_text())["fit"]["best_val_mse"] == tried[head]["mse"]
         )
     linear, mlp = (load_run(record.run_dir).model for record in alone.values())
-    share = tried["mix"]["linear_share"]
+    share, last_share = mix_entry["linear_share"], mix_entry["last_value_share"]
     mix = KLCycleForecaster(96, 24, 7, cycle_len=linear.cycle_len, memory="off", head="mix", hidden=32)
-    mix.mix_from(linear, mlp, share)
+    mix.mix_from(linear, mlp, share, last_share)
     inputs, positions = torch.randn(5, 96, 7), torch.arange(5) * 7
-    expected = share * linear._base(inputs, positions)[1] + (1 - share) * mlp._base(inputs, positions)[1]
+    last = normalise(inputs)[0][:, -1:]
+    expected = (
+        share * linear._base(inputs, positions)[1]
+        + (1 - share - last_share) * mlp._base(inputs, positions)[1]
+        + last_share * last.expand(-1, 24, -1)
+    )
     torch.testing.assert_close(mix._base(inputs, positions)[1], expected, rtol=1e-5, atol=1e-5)
     if chosen == "mix":  # the run's kept network holds both maps as trained alone
         kept = dict(run.model.named_parameters())
@@ -376,3 +386,63 @@ def test_a_head_that_does_not_exist_is_a_one_line_error(tmp_path):
         app, ["train", "--data", str(ETTH1), "--out", str(tmp_path / "runs"), "--set", "model.head=mix"]
     )
     assert mix.exit_code == 1 and "model.head must be one of linear, mlp, auto (got 'mix')" in mix.stderr
+
+
+def test_simplex_weights_are_the_lowest_weighted_mean_on_the_simplex():
+    """Against a fine grid of the simplex for random error Gram matrices; with a third member far worse than
+    two others, the two-member closed form; a perfect member alone; members that err identically."""
+    rng = np.random.default_rng(0)
+    grid = np.array([(a, b, 1 - a - b) for a in np.linspace(0, 1, 201) for b in np.linspace(0, 1, 201) if a + b <= 1])
+    for _ in range(20):
+        errors = rng.normal(size=(3, 50)) + rng.normal(size=(1, 50)) * rng.uniform(0, 2)
+        gram = errors @ errors.T
+        weights = simplex_weights(gram)
+        assert weights.min() >= 0 and weights.sum() == pytest.approx(1)
+        lowest = np.einsum("ni,ij,nj->n", grid, gram, grid).min()
+        assert weights @ gram @ weights <= lowest + 1e-12
+    a, b, c = 2.0, 3.0, 0.5  # the third errs with both (the pair's mix erring 1.4375 x ... less): no weight
+    weights = simplex_weights(np.array([[a, c, 1.5], [c, b, 1.5], [1.5, 1.5, 50.0]]))
+    np.testing.assert_allclose(weights, [(b - c) / (a + b - 2 * c), (a - c) / (a + b - 2 * c), 0.0], atol=1e-12)
+    np.testing.assert_array_equal(simplex_weights(np.diag([1.0, 0.0, 2.0])), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(simplex_weights(np.ones((3, 3))), [1.0, 0.0, 0.0])  # a tie: the first
+
+
+def test_a_mix_saved_before_the_last_value_was_a_member_loads_without_it():
+    """Its state has no ``last_share``: it loads with none, and forecasts as it did (share x linear + the rest x MLP)."""
+    torch.manual_seed(0)
+    linear, mlp = (KLCycleForecaster(96, 24, 7, cycle_len=24, memory="off", head=head, hidden=32) for head in HEADS)
+    saved = KLCycleForecaster(96, 24, 7, cycle_len=24, memory="off", head="mix", hidden=32)
+    saved.mix_from(linear, mlp, 0.3)
+    state = {key: value for key, value in saved.state_dict().items() if key != "last_share"}
+    loaded = KLCycleForecaster(96, 24, 7, cycle_len=24, memory="off", head="mix", hidden=32)
+    loaded.last_share.fill_(0.5)
+    loaded.load_state_dict(state)
+    assert float(loaded.last_share) == 0.0
+    inputs, positions = torch.randn(4, 96, 7), torch.arange(4)
+    expected = 0.3 * linear._base(inputs, positions)[1] + 0.7 * mlp._base(inputs, positions)[1]
+    torch.testing.assert_close(loaded._base(inputs, positions)[1], expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="mix shares must be >= 0 and sum to at most 1"):
+        loaded.mix_from(linear, mlp, 0.7, 0.4)
+
+
+def test_on_a_random_walk_the_default_is_never_behind_the_last_value_on_validation(tmp_path):
+    """Series that wander like exchange rates: no trained map reproduces the last value, which is the forecast
+    to beat there. The run weighs it in, so the kept network's validation MSE is at most the last value's."""
+    rng = np.random.default_rng(1)
+    rows = 1500
+    values = np.exp(np.cumsum(rng.normal(0, 0.006, (rows, 4)), axis=0))
+    frame = pd.DataFrame(values, columns=["a", "b", "c", "OT"])
+    frame.insert(0, "date", pd.date_range("2000-01-01", periods=rows, freq="D").strftime("%Y-%m-%d"))
+    frame.to_csv(tmp_path / "walk.csv", index=False)
+    raw = load_config("default").to_dict()
+    raw["data"].update({"name": str(tmp_path / "walk.csv"), "pred_lens": [24]})
+    raw["model"].update({"hidden": 32, "memory": "off"})
+    raw["train"].update({"epochs": 3})
+    raw["seeds"] = [3]
+    (record,) = run_sweep(config_from_dict(raw), tmp_path / "runs")
+    fit_log = json.loads((Path(record.run_dir) / "metrics.json").read_text())["fit"]
+    mix = next(entry for entry in fit_log["choice"]["validation_mse"] if entry["head"] == "mix")
+    assert fit_log["choice"]["chosen"]["head"] == "mix" and mix["last_value_share"] > 0.5
+    assert fit_log["best_val_mse"] == mix["mse"] <= mix["last_value_mse"]
+    run = load_run(record.run_dir)
+    assert float(run.model.last_share) == pytest.approx(mix["last_value_share"])

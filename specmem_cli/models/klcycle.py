@@ -13,8 +13,8 @@ The memory is fitted after the network and kept only where validation says it he
 The map from the input less its cycle to the forecast is linear (CycleNet/Linear) or a one-hidden-layer
 MLP (CycleNet/MLP). Neither wins everywhere: on ETTh1's validation split the MLP is worse beyond horizon 96,
 on ETTm1's, ETTm2's and weather's it is better at every horizon tried. So ``head: auto`` lets a run train both and
-keep the one with the lower validation MSE, or their validation-weighted mix (``head: mix``, :meth:`mix_from`)
-where that is lower still (:func:`specmem_cli.training.run.train_run`).
+keep the one with the lower validation MSE, or a validation-weighted mix of their forecasts and the last value
+(``head: mix``, :meth:`mix_from`) where that is lower still (:func:`specmem_cli.training.run.train_run`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class KLCycleForecaster(AnalogBlend):
         top_k: analogs averaged per read.
         max_entries: most window-series rows the memory stores (wide data is thinned to fit).
         head: ``linear`` or ``mlp`` (a config may say ``auto``: a run trains both and keeps the one with
-            the lower validation MSE, or their validation-weighted mix, ``mix``: see :meth:`mix_from`).
+            the lower validation MSE, or their validation-weighted mix with the last value, ``mix``: see
+            :meth:`mix_from`).
         hidden: the MLP head's hidden width.
     """
 
@@ -98,6 +99,7 @@ class KLCycleForecaster(AnalogBlend):
         if head == "mix":  # two networks trained apart: each keeps its own cycle
             self.mlp_cycle = nn.Parameter(torch.zeros(cycle_len, n_channels))
             self.register_buffer("linear_share", torch.tensor(1.0))  # the linear map's weight in the mix
+            self.register_buffer("last_share", torch.tensor(0.0))  # the last value's; the MLP has the rest
         self.memory = (
             AnalogMemory(seq_len, pred_len, key_modes, value_modes, temperature, memory_stride, top_k, max_entries)
             if memory == "analog"
@@ -106,22 +108,36 @@ class KLCycleForecaster(AnalogBlend):
         self.register_buffer("blend", torch.zeros(pred_len))  # per-step memory weight; zero: never read
 
     @torch.no_grad()
-    def mix_from(self, linear: KLCycleForecaster, mlp: KLCycleForecaster, linear_share: float) -> None:
-        """Make this ``head: mix`` network forecast ``share * linear + (1 - share) * mlp`` from a trained linear
-        and a trained MLP network (each keeps its own cycle); its memory, if any, is built afterwards.
+    def mix_from(
+        self, linear: KLCycleForecaster, mlp: KLCycleForecaster, linear_share: float, last_share: float = 0.0
+    ) -> None:
+        """Make this ``head: mix`` network forecast ``a * linear + (1 - a - b) * mlp + b * last value`` from a
+        trained linear and a trained MLP network (each keeps its own cycle), with ``a = linear_share`` and
+        ``b = last_share``; its memory, if any, is built afterwards.
 
         Why: the two maps err differently, so a weighted mean of their forecasts is often below both on
-        validation; a run weighs them there (:func:`specmem_cli.training.run.train_run`).
+        validation; and where the series wander like random walks (exchange rates), the last value, which
+        no trained map quite reproduces, is the forecast to beat. A run weighs all three on validation
+        (:func:`specmem_cli.training.run.train_run`).
         """
         if self.head != "mix" or linear.head != "linear" or mlp.head != "mlp":
             raise ValueError(
                 f"mix_from needs a mix, a linear and an mlp network (got {self.head}, {linear.head}, {mlp.head})"
             )
+        if min(linear_share, last_share) < 0 or linear_share + last_share > 1 + 1e-9:  # rounding of a sum of 1
+            raise ValueError(f"mix shares must be >= 0 and sum to at most 1, got {linear_share} and {last_share}")
         self.cycle.copy_(linear.cycle)
         self.linear.load_state_dict(linear.linear.state_dict())
         self.mlp_cycle.copy_(mlp.cycle)
         self.mlp.load_state_dict(mlp.mlp.state_dict())
         self.linear_share.fill_(linear_share)
+        self.last_share.fill_(last_share)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A mix saved before the last value was a member (no ``last_share``) gave it no weight: load it so."""
+        if self.head == "mix" and prefix + "linear_share" in state_dict:
+            state_dict.setdefault(prefix + "last_share", torch.tensor(0.0))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _stretches(self, offset: int, length: int, cycle: torch.Tensor | None = None) -> torch.Tensor:
         """For each phase ``p``: the learned cycle (``self.cycle`` unless given) over ``length`` steps from
@@ -177,9 +193,11 @@ class KLCycleForecaster(AnalogBlend):
         elif self.head == "mlp":
             forecast = self._mlp_forecast(normalised, positions, self.cycle)
         else:
-            share = self.linear_share
-            forecast = share * self._linear_forecast(normalised, positions) + (1 - share) * self._mlp_forecast(
-                normalised, positions, self.mlp_cycle
+            linear, last = self.linear_share, self.last_share
+            forecast = (
+                linear * self._linear_forecast(normalised, positions)
+                + (1 - linear - last) * self._mlp_forecast(normalised, positions, self.mlp_cycle)
+                + last * normalised[:, -1:, :].transpose(1, 2)  # the last value, in normalised units
             )
         return normalised, forecast.transpose(1, 2).contiguous(), mean, std
 

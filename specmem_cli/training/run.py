@@ -8,6 +8,7 @@ complete checkpoint is what "finished" means when a sweep is rerun.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import shutil
@@ -158,8 +159,8 @@ def _fit_choosing(
     run: RunSpec, data: PreparedData, params: dict, choices: list[dict], states: list[Path], reporter: Reporter
 ) -> tuple[nn.Module, dict, dict]:
     """Train one network per choice a config left ``auto`` (``model.head``), each from the same seed, and keep
-    the one with the lowest validation MSE (the first on a tie), or the two maps' mix where that is lower
-    still (:func:`_mix`); its memory alone is then built and gated. Returns the model, its resolved
+    the one with the lowest validation MSE (the first on a tie), or the mix of the two maps and the last value
+    where that is lower still (:func:`_mix`); its memory alone is then built and gated. Returns the model, its resolved
     parameters and its fit log, which lists every choice's validation MSE (and the mix's)."""
     config = run.config
     name = f"{config.model_name} pl={run.pred_len} seed={run.seed}"
@@ -182,9 +183,12 @@ def _fit_choosing(
     validation = [{**tried_choice, "mse": val} for val, tried_choice, _, _ in tried]
     mix = _mix(run, data, {**params, **choice}, {tried_choice.get("head"): net for _, tried_choice, net, _ in tried})
     if mix is not None:  # recorded either way; kept only where it is lower than both maps
-        mixed, share, mix_val = mix
-        validation.append({"head": "mix", "linear_share": share, "mse": mix_val})
-        scores += f"; their mix ({share:.2f} linear) {mix_val:.4f}"
+        mixed, shares, mix_val = mix
+        validation.append({"head": "mix", **shares, "mse": mix_val})
+        scores += (
+            f"; the mix (linear {shares['linear_share']:.2f}, MLP {shares['mlp_share']:.2f}, last value "
+            f"{shares['last_value_share']:.2f}) {mix_val:.4f}; the last value alone {shares['last_value_mse']:.4f}"
+        )
         if mix_val < best_val:
             model, best_val, choice = mixed, mix_val, {**choice, "head": "mix"}
             result = replace(result, best_val_mse=best_val)
@@ -194,35 +198,69 @@ def _fit_choosing(
     return model, {**params, **choice}, fit_log
 
 
-def _mix(run: RunSpec, data: PreparedData, params: dict, networks: dict) -> tuple[nn.Module, float, float] | None:
+def _mix(run: RunSpec, data: PreparedData, params: dict, networks: dict) -> tuple[nn.Module, dict, float] | None:
     """For a model that can mix its maps (klcycle: ``head: mix``): the trained linear and MLP networks'
-    forecasts weighted to the lowest validation MSE, as ``(network, linear share, validation MSE)``; None
-    for any other model or choice.
+    forecasts and the last value, weighted to the lowest validation MSE, as ``(network, its shares and the
+    last value's own validation MSE, the mix's validation MSE)``; None for any other model or choice.
 
-    With ``e`` each network's validation error, the MSE of ``s e_linear + (1 - s) e_mlp`` is quadratic in
-    ``s``, so one pass over validation (three sums) gives its minimum in closed form, clipped to [0, 1].
+    The MSE of a weighted mean of forecasts is a quadratic form in the weights over the Gram matrix of
+    their validation errors, so one pass (a 3 x 3 matrix of sums) gives the best weights on the simplex
+    (:func:`simplex_weights`).
     """
     config = run.config
     if set(networks) != {"linear", "mlp"} or not hasattr(networks["linear"], "mix_from"):
         return None
     device = model_device(networks["linear"])
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # <e_l, e_l>, <e_m, e_m>, <e_l, e_m>
+    gram = torch.zeros(3, 3, dtype=torch.float64, device=device)  # linear, MLP, last value
     count = 0
-    batch = config.train.batch_size
-    for (linear, target, _), (mlp, _, _) in zip(
-        predict_windows(networks["linear"], data.val, batch, data.n_outputs),
-        predict_windows(networks["mlp"], data.val, batch, data.n_outputs),
+    batch, outputs = config.train.batch_size, data.n_outputs
+    for (linear, target, inputs), (mlp, _, _) in zip(
+        predict_windows(networks["linear"], data.val, batch, outputs),
+        predict_windows(networks["mlp"], data.val, batch, outputs),
         strict=True,
     ):
-        e_linear, e_mlp = (linear - target).double(), (mlp - target).double()
-        sums += torch.stack([e_linear.square().sum(), e_mlp.square().sum(), (e_linear * e_mlp).sum()])
+        last = inputs[:, -1:, -outputs:].expand_as(target)  # each output series' last value, repeated
+        errors = torch.stack([linear - target, mlp - target, last - target]).double().flatten(1)
+        gram += errors @ errors.T
         count += target.numel()
-    a, b, c = sums.tolist()
-    share = min(1.0, max(0.0, (b - c) / (a + b - 2 * c))) if a + b - 2 * c > 0 else 1.0
-    mse = (share**2 * a + (1 - share) ** 2 * b + 2 * share * (1 - share) * c) / count
+    gram = gram.cpu().numpy()
+    weights = simplex_weights(gram)
+    shares = {
+        "linear_share": float(weights[0]),
+        "mlp_share": float(weights[1]),
+        "last_value_share": float(weights[2]),
+        "last_value_mse": float(gram[2, 2] / count),
+    }
     model = _built(config, run, data, {**params, "head": "mix"}).to(device)
-    model.mix_from(networks["linear"], networks["mlp"], share)
-    return model, share, mse
+    model.mix_from(networks["linear"], networks["mlp"], shares["linear_share"], shares["last_value_share"])
+    return model, shares, float(weights @ gram @ weights / count)
+
+
+def simplex_weights(gram: np.ndarray) -> np.ndarray:
+    """The weights ``w >= 0`` with ``sum(w) = 1`` that minimise ``w' G w``: with ``G`` the Gram matrix of
+    some forecasts' errors, the weighted mean of those forecasts with the lowest squared error.
+
+    The problem is convex and small, so every support is tried: on a support ``S`` the minimum over the
+    affine hull of its members is ``G_S^-1 1 / (1' G_S^-1 1)``, and the optimum is the lowest such point with
+    no negative weight. A single member is tried first and kept on a tie (the first member, on equal ones).
+    """
+    size = len(gram)
+    best = min(range(size), key=lambda member: gram[member, member])
+    weights = np.eye(size)[best]
+    lowest = gram[best, best]
+    for count in range(2, size + 1):
+        for support in itertools.combinations(range(size), count):
+            try:
+                direction = np.linalg.solve(gram[np.ix_(support, support)], np.ones(count))
+            except np.linalg.LinAlgError:  # members that err identically: a smaller support covers them
+                continue
+            if direction.sum() <= 0 or (direction < 0).any():
+                continue
+            candidate = np.zeros(size)
+            candidate[list(support)] = direction / direction.sum()
+            if (value := candidate @ gram @ candidate) < lowest:
+                weights, lowest = candidate, value
+    return weights
 
 
 def _label(choice: dict) -> str:
