@@ -41,6 +41,8 @@ VARIANTS = {
     "mse": ["train.loss=mse"],
     "batch128": ["train.batch_size=128"],
     "epochs50": ["train.epochs=50", "train.patience=8"],
+    "hidden64": ["model.hidden=64"],
+    "hidden256": ["model.hidden=256"],
     "hidden512": ["model.hidden=512"],
 }
 START, END = "<!-- default-search:start -->", "<!-- default-search:end -->"
