@@ -78,8 +78,12 @@ def run_cell(variant: str, data: str, horizon: int, seed: int, device: str, out:
 
 
 def table(rows: list[dict]) -> str:
-    """Per variant and data set: mean relative validation MSE against ``base`` over the cells both have."""
-    base = {(r["data"], r["pred_len"], r["seed"]): r["val_mse"] for r in rows if r["variant"] == "base"}
+    """Per variant and data set: mean relative validation MSE against ``base`` over the cells both have, each
+    variant against the base of its own search (``source``: GPU runs of the same cell differ between searches)."""
+    base = {
+        (r.get("source"), r["data"], r["pred_len"], r["seed"]): r["val_mse"] for r in rows if r["variant"] == "base"
+    }
+    first = rows[0].get("source")
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     variants = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "base"]
     lines = [
@@ -87,7 +91,10 @@ def table(rows: list[dict]) -> str:
         "|---|" + "---|" * (len(datasets) + 2),
     ]
     base_means = [
-        statistics.mean(r["val_mse"] for r in rows if r["variant"] == "base" and r["data"] == data) for data in datasets
+        statistics.mean(
+            r["val_mse"] for r in rows if r["variant"] == "base" and r["data"] == data and r.get("source") == first
+        )
+        for data in datasets
     ]
     lines.append("| base (validation MSE, mean over cells) | " + " | ".join(f"{m:.4f}" for m in base_means) + " | | |")
     for variant in variants:
@@ -97,7 +104,7 @@ def table(rows: list[dict]) -> str:
             change = [
                 100 * (r["val_mse"] / base[key] - 1)
                 for r in mine
-                if r["data"] == data and (key := (r["data"], r["pred_len"], r["seed"])) in base
+                if r["data"] == data and (key := (r.get("source"), r["data"], r["pred_len"], r["seed"])) in base
             ]
             everything += change
             lower = sum(c < 0 for c in change)
@@ -126,7 +133,7 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, help="with --render: rewrite the default-search block of this README")
     args = parser.parse_args()
     if args.render:
-        rows = [row for path in args.render for row in json.loads(path.read_text())]
+        rows = [{**row, "source": path.name} for path in args.render for row in json.loads(path.read_text())]
     else:
         if "base" not in args.variants:
             raise SystemExit("--variants must include base: every figure is relative to it")
