@@ -160,8 +160,8 @@ def _fit_choosing(
 ) -> tuple[nn.Module, dict, dict]:
     """Train one network per choice a config left ``auto`` (``model.head``), each from the same seed, and keep
     the one with the lowest validation MSE (the first on a tie), or the mix of the two maps and the last value
-    where that is lower still (:func:`_mix`); its memory alone is then built and gated. Returns the model, its resolved
-    parameters and its fit log, which lists every choice's validation MSE (and the mix's)."""
+    where that is lower still (:func:`_mix`); its memory alone is then built and gated. Returns the model,
+    its resolved parameters and its fit log, which lists every choice's validation MSE (and the mix's)."""
     config = run.config
     name = f"{config.model_name} pl={run.pred_len} seed={run.seed}"
     tried = []
