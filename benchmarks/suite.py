@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -56,9 +57,10 @@ PUBLISHED = {
 }
 GOALS = {"ETTh1": 0.420, "ETTm1": 0.372, "ETTm2": 0.265, "weather": 0.238}
 START, END = "<!-- suite-results:start -->", "<!-- suite-results:end -->"
+CHOICES_START, CHOICES_END = "<!-- suite-choices:start -->", "<!-- suite-choices:end -->"
 DEFAULT_RECIPE = (
     "configs/default.yaml: a linear and an MLP head each trained, the lower validation MSE kept, or their "
-    "validation-weighted mix where that is lower still; "
+    "validation-weighted mix with the last value where that is lower still; "
     "Huber, Adam lr 0.01, batch 256, type3, 30 epochs, patience 5"
 )
 DLINEAR_RECIPE = "DLinear's own (TSL defaults): MSE, lr 1e-4, batch 32, type1, 10 epochs, patience 3"
@@ -121,6 +123,46 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def choice_table(defaults: dict[str, list[RunRecord]], seed: int) -> str:
+    """What each default run of ``seed`` saw on validation (``fit.choice``): each map's MSE and the mix's, with
+    its linear and last-value shares; the kept network in bold."""
+    horizons = sorted({record.pred_len for records in defaults.values() for record in records})
+    lines = [
+        "| validation MSE, linear / MLP / mix (linear, last-value share) | "
+        + " | ".join(f"h{h}" for h in horizons)
+        + " |",
+        "|" + "---|" * (len(horizons) + 1),
+    ]
+    kept_heads, last_weights = [], []
+    for label, records in defaults.items():
+        cells = {}
+        for record in records:
+            choice = json.loads((Path(record.run_dir) / "metrics.json").read_text())["fit"]["choice"]
+            tried = {entry["head"]: entry for entry in choice["validation_mse"]}
+            kept = choice["chosen"]["head"]
+            kept_heads.append(kept)
+            if kept == "mix":
+                last_weights.append(tried["mix"]["last_value_share"])
+            if record.seed != seed:
+                continue
+            figures = " / ".join(
+                f"**{tried[head]['mse']:.4f}**" if head == kept else f"{tried[head]['mse']:.4f}"
+                for head in ("linear", "mlp", "mix")
+            )
+            cells[record.pred_len] = (
+                f"{figures} ({tried['mix']['linear_share']:.2f}, {tried['mix']['last_value_share']:.2f})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells.get(h, "-") for h in horizons) + " |")
+    counts = ", ".join(f"{head} in {kept_heads.count(head)}" for head in ("mix", "linear", "mlp"))
+    summary = f"\n\nKept, over all {len(kept_heads)} runs of every seed: {counts}."
+    if last_weights:
+        summary += (
+            f" The last value's weight in the kept mixes: above zero in {sum(w > 0 for w in last_weights)} of "
+            f"{len(last_weights)}, mean {statistics.fmean(last_weights):.3f}, largest {max(last_weights):.3f}."
+        )
+    return "\n".join(lines) + summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=list(FILES), help="names of the shared files, or CSV paths")
@@ -129,7 +171,7 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, help="rewrite the suite block of this README")
     parser.add_argument("--jobs", type=int, default=1, help="parallel runs per sweep")
     args = parser.parse_args()
-    rows, totals = [], {"default": 0.0, "dlinear": 0.0}
+    rows, totals, defaults = [], {"default": 0.0, "dlinear": 0.0}, {}
 
     def add(label: str, variant: str, records: list[RunRecord], wall, recipe: str, command_text: str) -> None:
         summary = summarise(records)
@@ -156,6 +198,7 @@ def main() -> None:
         default = with_protocol(apply_overrides(load_config("default"), settings))
         records, wall = sweep(default, args.out / label / "default", args.jobs)
         totals["default"] += wall or 0.0
+        defaults[label] = records
         add(label, "default", records, wall, DEFAULT_RECIPE, command(label, None, args.seeds))
         add(label, MEMORY_OFF, memory_off_records(records), None, "the default's runs", "python benchmarks/suite.py")
         dlinear = with_protocol(apply_overrides(with_model(load_config("default"), "dlinear"), settings))
@@ -176,9 +219,12 @@ def main() -> None:
     print(
         f"recipes:\n{recipes}\nsweep walls summed over the data sets (each recorded when its sweep ran fresh): {walls}"
     )
+    choices = choice_table(defaults, args.seeds[0])
+    print(choices)
     if args.readme:
         body = f"{text}\n\nTraining recipes:\n{recipes}"
         rewrite_block(args.readme, START, END, "python benchmarks/suite.py --readme README.md", body)
+        rewrite_block(args.readme, CHOICES_START, CHOICES_END, "python benchmarks/suite.py --readme README.md", choices)
 
 
 if __name__ == "__main__":
