@@ -44,6 +44,12 @@ VARIANTS = {
     "hidden64": ["model.hidden=64"],
     "hidden256": ["model.hidden=256"],
     "hidden512": ["model.hidden=512"],
+    # fewer (window, series) pairs per epoch: faster where a file has more (weather 0.77M, ETTm1 0.24M;
+    # ETTh1's 0.06M are below every cap); the schedule and early stopping then count smaller epochs
+    "samples100k": ["train.epoch_samples=100000"],
+    "samples200k": ["train.epoch_samples=200000"],
+    "samples400k": ["train.epoch_samples=400000"],
+    "patience3": ["train.patience=3"],
 }
 START, END = "<!-- default-search:start -->", "<!-- default-search:end -->"
 
@@ -72,23 +78,26 @@ def run_cell(variant: str, data: str, horizon: int, seed: int, device: str, out:
         "val_mse": fit["best_val_mse"],
         "head": fit["choice"]["chosen"]["head"],
         "epochs_run": fit["epochs_run"],
+        "steps": fit["steps"],  # the kept single map's optimiser steps: its training cost on any device
         "seconds": round(time.perf_counter() - started, 1),
         "device": device,
     }
 
 
+def _cell(row: dict) -> tuple:
+    return row.get("source"), row["data"], row["pred_len"], row["seed"]
+
+
 def table(rows: list[dict]) -> str:
     """Per variant and data set: mean relative validation MSE against ``base`` over the cells both have, each
     variant against the base of its own search (``source``: GPU runs of the same cell differ between searches)."""
-    base = {
-        (r.get("source"), r["data"], r["pred_len"], r["seed"]): r["val_mse"] for r in rows if r["variant"] == "base"
-    }
+    base = {_cell(r): r["val_mse"] for r in rows if r["variant"] == "base"}
     first = rows[0].get("source")
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     variants = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "base"]
     lines = [
-        "| variant | " + " | ".join(datasets) + " | mean | seconds per cell |",
-        "|---|" + "---|" * (len(datasets) + 2),
+        "| variant | " + " | ".join(datasets) + " | mean | seconds per cell | steps against base |",
+        "|---|" + "---|" * (len(datasets) + 3),
     ]
     base_means = [
         statistics.mean(
@@ -96,25 +105,28 @@ def table(rows: list[dict]) -> str:
         )
         for data in datasets
     ]
-    lines.append("| base (validation MSE, mean over cells) | " + " | ".join(f"{m:.4f}" for m in base_means) + " | | |")
+    lines.append(
+        "| base (validation MSE, mean over cells) | " + " | ".join(f"{m:.4f}" for m in base_means) + " | | | |"
+    )
+    base_steps = {_cell(r): r["steps"] for r in rows if r["variant"] == "base" and "steps" in r}
     for variant in variants:
         cells, everything = [], []
         mine = [r for r in rows if r["variant"] == variant]
         for data in datasets:
             change = [
-                100 * (r["val_mse"] / base[key] - 1)
-                for r in mine
-                if r["data"] == data and (key := (r.get("source"), r["data"], r["pred_len"], r["seed"])) in base
+                100 * (r["val_mse"] / base[key] - 1) for r in mine if r["data"] == data and (key := _cell(r)) in base
             ]
             everything += change
             lower = sum(c < 0 for c in change)
             cells.append(f"{statistics.mean(change):+.2f}% ({lower}/{len(change)} lower)" if change else "-")
         mean = f"{statistics.mean(everything):+.2f}%" if everything else "-"
         seconds = statistics.mean(r["seconds"] for r in mine)
+        paired = [(r["steps"], base_steps[_cell(r)]) for r in mine if "steps" in r and _cell(r) in base_steps]
+        steps = f"{sum(s for s, _ in paired) / sum(b for _, b in paired):.2f}x" if paired else "-"
         lines.append(
             f"| {variant} `{' '.join(VARIANTS.get(variant, []))}` | "
             + " | ".join(cells)
-            + f" | {mean} | {seconds:.0f} |"
+            + f" | {mean} | {seconds:.0f} | {steps} |"
         )
     return "\n".join(lines)
 
