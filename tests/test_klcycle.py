@@ -21,7 +21,7 @@ from specmem_cli.memory import analog
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.models.klcycle import HEADS, KLCycleForecaster
 from specmem_cli.models.layers import normalise
-from specmem_cli.training.run import evaluate_run, mix_weights, simplex_weights
+from specmem_cli.training.run import evaluate_run, simplex_weights
 from specmem_cli.training.sanity import sanity_checks
 from specmem_cli.training.sweep import run_sweep
 from specmem_cli.training.trainer import learning_rate, predict_windows
@@ -414,63 +414,15 @@ def test_a_mix_saved_before_the_last_value_was_a_member_loads_without_it():
     saved = KLCycleForecaster(96, 24, 7, cycle_len=24, memory="off", head="mix", hidden=32)
     saved.mix_from(linear, mlp, 0.3)
     state = {key: value for key, value in saved.state_dict().items() if key != "last_share"}
-    state["linear_share"] = torch.tensor(0.3)  # one number for every series, as such a mix held it
     loaded = KLCycleForecaster(96, 24, 7, cycle_len=24, memory="off", head="mix", hidden=32)
     loaded.last_share.fill_(0.5)
     loaded.load_state_dict(state)
-    assert loaded.last_share.tolist() == [0.0] * 7 and loaded.linear_share.tolist() == pytest.approx([0.3] * 7)
+    assert float(loaded.last_share) == 0.0
     inputs, positions = torch.randn(4, 96, 7), torch.arange(4)
     expected = 0.3 * linear._base(inputs, positions)[1] + 0.7 * mlp._base(inputs, positions)[1]
     torch.testing.assert_close(loaded._base(inputs, positions)[1], expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="mix shares must be >= 0 and sum to at most 1"):
         loaded.mix_from(linear, mlp, 0.7, 0.4)
-    with pytest.raises(ValueError, match="mix shares must be >= 0 and sum to at most 1"):
-        loaded.mix_from(linear, mlp, [0.2] * 6 + [-0.1], 0.0)
-
-
-def test_a_mix_weighs_each_series_by_its_own_shares():
-    """Series ``c``'s forecast is ``a_c * linear + (1 - a_c - b_c) * MLP + b_c * its last value``."""
-    torch.manual_seed(0)
-    linear, mlp = (KLCycleForecaster(96, 24, 3, cycle_len=24, memory="off", head=head, hidden=32) for head in HEADS)
-    mix = KLCycleForecaster(96, 24, 3, cycle_len=24, memory="off", head="mix", hidden=32)
-    mix.mix_from(linear, mlp, [1.0, 0.0, 0.25], [0.0, 0.0, 0.5])
-    inputs, positions = torch.randn(4, 96, 3), torch.arange(4)
-    forecast, from_linear, from_mlp = (model._base(inputs, positions)[1] for model in (mix, linear, mlp))
-    last = normalise(inputs)[0][:, -1:, 2].expand(-1, 24)
-    torch.testing.assert_close(forecast[..., 0], from_linear[..., 0])
-    torch.testing.assert_close(forecast[..., 1], from_mlp[..., 1])
-    torch.testing.assert_close(forecast[..., 2], 0.25 * from_linear[..., 2] + 0.25 * from_mlp[..., 2] + 0.5 * last)
-
-
-def member_errors(rng, windows, served_by):
-    """Errors ``[3, windows, C]`` of linear / MLP / last value where series ``c``'s best member is ``served_by[c]``
-    (its error a tenth of the others')."""
-    errors = rng.normal(size=(3, windows, len(served_by)))
-    for series, member in enumerate(served_by):
-        errors[member, :, series] *= 0.1
-    return errors
-
-
-def grams_of(errors):
-    return np.einsum("anc,bnc->cab", errors, errors)
-
-
-def test_series_served_by_different_members_get_their_own_mix_weights():
-    """Where each series has its own best member, held-out windows confirm it and each series' weights lean to
-    its own; where every series is served alike, the weights all series share are kept (shrink 1)."""
-    rng = np.random.default_rng(0)
-    early, late = (grams_of(member_errors(rng, 400, [0, 1, 2, 0])) for _ in range(2))
-    weights, shrink = mix_weights(early + late, early, late, enough=True)
-    assert shrink < 1
-    assert [int(np.argmax(row)) for row in weights] == [0, 1, 2, 0]
-    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-    alike = [grams_of(member_errors(rng, 400, [1, 1, 1, 1])) for _ in range(2)]
-    weights, shrink = mix_weights(alike[0] + alike[1], *alike, enough=True)
-    assert shrink == 1.0 and np.allclose(weights, weights[0])
-    np.testing.assert_allclose(weights[0], simplex_weights((alike[0] + alike[1]).sum(axis=0)))
-    # too few windows to test the series' own weights on held-out ones: shared only
-    weights, shrink = mix_weights(early + late, early, late, enough=False)
-    assert shrink == 1.0 and np.allclose(weights, weights[0])
 
 
 def test_on_a_random_walk_the_default_is_never_behind_the_last_value_on_validation(tmp_path):
@@ -493,4 +445,4 @@ def test_on_a_random_walk_the_default_is_never_behind_the_last_value_on_validati
     assert fit_log["choice"]["chosen"]["head"] == "mix" and mix["last_value_share"] > 0.5
     assert fit_log["best_val_mse"] == mix["mse"] <= mix["last_value_mse"]
     run = load_run(record.run_dir)
-    assert float(run.model.last_share.mean()) == pytest.approx(mix["last_value_share"])
+    assert float(run.model.last_share) == pytest.approx(mix["last_value_share"])

@@ -13,13 +13,12 @@ The memory is fitted after the network and kept only where validation says it he
 The map from the input less its cycle to the forecast is linear (CycleNet/Linear) or a one-hidden-layer
 MLP (CycleNet/MLP). Neither wins everywhere: on ETTh1's validation split the MLP is worse beyond horizon 96,
 on ETTm1's, ETTm2's and weather's it is better at every horizon tried. So ``head: auto`` lets a run train both and
-keep the one with the lower validation MSE, or a validation-weighted mix of their forecasts and the last value,
-weighted per series (``head: mix``, :meth:`mix_from`), where that is lower still (:func:`specmem_cli.training.run.train_run`).
+keep the one with the lower validation MSE, or a validation-weighted mix of their forecasts and the last value
+(``head: mix``, :meth:`mix_from`) where that is lower still (:func:`specmem_cli.training.run.train_run`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -99,9 +98,8 @@ class KLCycleForecaster(AnalogBlend):
             self.mlp = nn.Sequential(nn.Linear(seq_len, hidden), nn.ReLU(), nn.Linear(hidden, pred_len))
         if head == "mix":  # two networks trained apart: each keeps its own cycle
             self.mlp_cycle = nn.Parameter(torch.zeros(cycle_len, n_channels))
-            # per series: the linear map's weight in the mix, and the last value's; the MLP has the rest
-            self.register_buffer("linear_share", torch.ones(n_channels))
-            self.register_buffer("last_share", torch.zeros(n_channels))
+            self.register_buffer("linear_share", torch.tensor(1.0))  # the linear map's weight in the mix
+            self.register_buffer("last_share", torch.tensor(0.0))  # the last value's; the MLP has the rest
         self.memory = (
             AnalogMemory(seq_len, pred_len, key_modes, value_modes, temperature, memory_stride, top_k, max_entries)
             if memory == "analog"
@@ -111,46 +109,34 @@ class KLCycleForecaster(AnalogBlend):
 
     @torch.no_grad()
     def mix_from(
-        self,
-        linear: KLCycleForecaster,
-        mlp: KLCycleForecaster,
-        linear_share: float | Sequence[float],
-        last_share: float | Sequence[float] = 0.0,
+        self, linear: KLCycleForecaster, mlp: KLCycleForecaster, linear_share: float, last_share: float = 0.0
     ) -> None:
         """Make this ``head: mix`` network forecast ``a * linear + (1 - a - b) * mlp + b * last value`` from a
         trained linear and a trained MLP network (each keeps its own cycle), with ``a = linear_share`` and
-        ``b = last_share``: one number for every series, or one per series; its memory, if any, is built
-        afterwards.
+        ``b = last_share``; its memory, if any, is built afterwards.
 
         Why: the two maps err differently, so a weighted mean of their forecasts is often below both on
-        validation; where the series wander like random walks (exchange rates), the last value, which no
-        trained map quite reproduces, is the forecast to beat; and series of one file differ in which
-        forecast serves them best. A run weighs all three on validation
+        validation; and where the series wander like random walks (exchange rates), the last value, which
+        no trained map quite reproduces, is the forecast to beat. A run weighs all three on validation
         (:func:`specmem_cli.training.run.train_run`).
         """
         if self.head != "mix" or linear.head != "linear" or mlp.head != "mlp":
             raise ValueError(
                 f"mix_from needs a mix, a linear and an mlp network (got {self.head}, {linear.head}, {mlp.head})"
             )
-        channels = self.linear_share.shape[0]
-        shares = [torch.as_tensor(share, dtype=torch.float32).expand(channels) for share in (linear_share, last_share)]
-        if min(float(share.min()) for share in shares) < 0 or float((shares[0] + shares[1]).max()) > 1 + 1e-6:
+        if min(linear_share, last_share) < 0 or linear_share + last_share > 1 + 1e-9:  # rounding of a sum of 1
             raise ValueError(f"mix shares must be >= 0 and sum to at most 1, got {linear_share} and {last_share}")
         self.cycle.copy_(linear.cycle)
         self.linear.load_state_dict(linear.linear.state_dict())
         self.mlp_cycle.copy_(mlp.cycle)
         self.mlp.load_state_dict(mlp.mlp.state_dict())
-        self.linear_share.copy_(shares[0])
-        self.last_share.copy_(shares[1])
+        self.linear_share.fill_(linear_share)
+        self.last_share.fill_(last_share)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """A mix saved before its shares were per series held one number each, and one saved before the last
-        value was a member no ``last_share`` (so no weight): load them as every series sharing those numbers."""
+        """A mix saved before the last value was a member (no ``last_share``) gave it no weight: load it so."""
         if self.head == "mix" and prefix + "linear_share" in state_dict:
             state_dict.setdefault(prefix + "last_share", torch.tensor(0.0))
-            for name in ("linear_share", "last_share"):
-                if state_dict[prefix + name].dim() == 0:
-                    state_dict[prefix + name] = state_dict[prefix + name].expand(self.linear_share.shape).clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _stretches(self, offset: int, length: int, cycle: torch.Tensor | None = None) -> torch.Tensor:
@@ -207,7 +193,7 @@ class KLCycleForecaster(AnalogBlend):
         elif self.head == "mlp":
             forecast = self._mlp_forecast(normalised, positions, self.cycle)
         else:
-            linear, last = self.linear_share[:, None], self.last_share[:, None]  # [C, 1] against [B, C, pred_len]
+            linear, last = self.linear_share, self.last_share
             forecast = (
                 linear * self._linear_forecast(normalised, positions)
                 + (1 - linear - last) * self._mlp_forecast(normalised, positions, self.mlp_cycle)

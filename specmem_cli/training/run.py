@@ -187,8 +187,7 @@ def _fit_choosing(
         validation.append({"head": "mix", **shares, "mse": mix_val})
         scores += (
             f"; the mix (linear {shares['linear_share']:.2f}, MLP {shares['mlp_share']:.2f}, last value "
-            f"{shares['last_value_share']:.2f}, means over series; shrink to shared {shares['series_shrink']:g}) "
-            f"{mix_val:.4f}; the last value alone {shares['last_value_mse']:.4f}"
+            f"{shares['last_value_share']:.2f}) {mix_val:.4f}; the last value alone {shares['last_value_mse']:.4f}"
         )
         if mix_val < best_val:
             model, best_val, choice = mixed, mix_val, {**choice, "head": "mix"}
@@ -201,88 +200,40 @@ def _fit_choosing(
 
 def _mix(run: RunSpec, data: PreparedData, params: dict, networks: dict) -> tuple[nn.Module, dict, float] | None:
     """For a model that can mix its maps (klcycle: ``head: mix``): the trained linear and MLP networks'
-    forecasts and the last value, weighted per series to the lowest validation MSE, as ``(network, its
-    shares (means over series), the last value's own validation MSE, the mix's validation MSE)``; None for
-    any other model or choice.
+    forecasts and the last value, weighted to the lowest validation MSE, as ``(network, its shares and the
+    last value's own validation MSE, the mix's validation MSE)``; None for any other model or choice.
 
     The MSE of a weighted mean of forecasts is a quadratic form in the weights over the Gram matrix of
-    their validation errors, so one pass (a 3 x 3 matrix of sums per series) gives the best weights on the
-    simplex (:func:`simplex_weights`), shared by every series or each series' own (:func:`mix_weights`).
+    their validation errors, so one pass (a 3 x 3 matrix of sums) gives the best weights on the simplex
+    (:func:`simplex_weights`).
     """
     config = run.config
     if set(networks) != {"linear", "mlp"} or not hasattr(networks["linear"], "mix_from"):
         return None
     device = model_device(networks["linear"])
-    outputs, horizon = data.n_outputs, data.val.pred_len
-    cut = int(HELD_OUT * len(data.val))  # windows from here on score the per-series weights fitted before
-    fitted_before = cut - horizon  # ... on windows whose targets end before any scored one starts
-    # per series, linear / MLP / last value: every window's, the early windows' and the late windows' sums
-    grams = torch.zeros(3, outputs, 3, 3, dtype=torch.float64, device=device)
-    count, first = 0, 0
-    batch = config.train.batch_size
+    gram = torch.zeros(3, 3, dtype=torch.float64, device=device)  # linear, MLP, last value
+    count = 0
+    batch, outputs = config.train.batch_size, data.n_outputs
     for (linear, target, inputs), (mlp, _, _) in zip(
         predict_windows(networks["linear"], data.val, batch, outputs),
         predict_windows(networks["mlp"], data.val, batch, outputs),
         strict=True,
     ):
         last = inputs[:, -1:, -outputs:].expand_as(target)  # each output series' last value, repeated
-        errors = torch.stack([linear - target, mlp - target, last - target]).double()  # [3, B, H, C]
-        index = torch.arange(first, first + len(target), device=device)
-        first += len(target)
-        for part, rows in enumerate((slice(None), index < fitted_before, index >= cut)):
-            grams[part] += torch.einsum("abhc,dbhc->cad", errors[:, rows], errors[:, rows])
+        errors = torch.stack([linear - target, mlp - target, last - target]).double().flatten(1)
+        gram += errors @ errors.T
         count += target.numel()
-    every, early, late = grams.cpu().numpy()
-    weights, shrink = mix_weights(every, early, late, enough=fitted_before >= 20 and len(data.val) - cut >= 10)
-    mse = float(np.einsum("ca,cab,cb->", weights, every, weights) / count)
-    # an input-only series (features MS) is forecast but never scored: it takes the weights every series shares
-    shared = simplex_weights(every.sum(axis=0))
-    per_channel = np.tile(shared, (data.n_inputs, 1))
-    per_channel[data.n_inputs - outputs :] = weights
+    gram = gram.cpu().numpy()
+    weights = simplex_weights(gram)
     shares = {
-        "linear_share": float(weights[:, 0].mean()),
-        "mlp_share": float(weights[:, 1].mean()),
-        "last_value_share": float(weights[:, 2].mean()),
-        "series_shrink": shrink,
-        "last_value_mse": float(every[:, 2, 2].sum() / count),
+        "linear_share": float(weights[0]),
+        "mlp_share": float(weights[1]),
+        "last_value_share": float(weights[2]),
+        "last_value_mse": float(gram[2, 2] / count),
     }
     model = _built(config, run, data, {**params, "head": "mix"}).to(device)
-    model.mix_from(networks["linear"], networks["mlp"], per_channel[:, 0], per_channel[:, 2])
-    return model, shares, mse
-
-
-HELD_OUT = 0.7  # the per-series weights are fitted on validation windows before this share, scored on those after
-SERIES_SHRINKS = (1.0, 0.5, 0.0)  # weight of the shared weights in each series' own (1.0: shared only)
-MIN_SERIES_GAIN = 0.005  # a series' own weights are used only if they lower the held-out windows' MSE by 0.5%
-
-
-def mix_weights(every: np.ndarray, early: np.ndarray, late: np.ndarray, enough: bool) -> tuple[np.ndarray, float]:
-    """Each series' mix weights ``[C, 3]`` from the per-series Gram matrices ``[C, 3, 3]`` of the members'
-    validation errors (``every`` window's; the ``early`` ones'; the ``late`` ones'), and the shrink chosen.
-
-    Why not simply each series' own best weights: a series' validation weights also fit its noise, and on
-    some files every series is served alike. So each series' own weights are pulled toward the weights all
-    series share, ``s * shared + (1 - s) * own``, with ``s`` from :data:`SERIES_SHRINKS` chosen on held-out
-    windows (weights fitted on the ``early`` windows, scored on the ``late`` ones), and taken below 1 only
-    where that lowers the held-out MSE by :data:`MIN_SERIES_GAIN` (the memory gate's margin for noise).
-    The final weights are fitted on every window. Without ``enough`` windows for that test: shared only.
-    """
-
-    def candidates(grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # the shared weights and each series' own
-        return simplex_weights(grams.sum(axis=0)), np.stack([simplex_weights(gram) for gram in grams])
-
-    shrink = 1.0
-    if enough and len(every) > 1:
-        shared, own = candidates(early)
-        held_out = {}
-        for candidate in SERIES_SHRINKS:
-            weights = candidate * shared + (1 - candidate) * own
-            held_out[candidate] = float(np.einsum("ca,cab,cb->", weights, late, weights))
-        best = min(SERIES_SHRINKS, key=held_out.get)
-        if held_out[best] <= (1 - MIN_SERIES_GAIN) * held_out[1.0]:
-            shrink = best
-    shared, own = candidates(every)
-    return shrink * shared + (1 - shrink) * own, shrink
+    model.mix_from(networks["linear"], networks["mlp"], shares["linear_share"], shares["last_value_share"])
+    return model, shares, float(weights @ gram @ weights / count)
 
 
 def simplex_weights(gram: np.ndarray) -> np.ndarray:
