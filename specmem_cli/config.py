@@ -90,6 +90,9 @@ class TrainConfig:
     # 321 series give 5.9M) draws a fresh random subset of its windows each epoch, so an epoch's cost
     # stops growing with the width; null: every window, every epoch
     epoch_samples: int | None = None
+    # at least this many optimiser steps an epoch: on a small training split the batch shrinks (to no fewer
+    # than 8 windows), so that 30 epochs of a few hundred windows are not 90 steps; null: the batch as given
+    min_steps_per_epoch: int | None = None
     memory_at_eval: str = "reset"
     threads: int | None = None
     # where the runs train: ``cpu`` (deterministic, and the fastest for the small models) or an
@@ -254,6 +257,10 @@ def _check_values(config: ExperimentConfig, source: str) -> None:
     need(
         train.epoch_samples is None or (_is_int(train.epoch_samples) and train.epoch_samples > 0),
         "train.epoch_samples must be a positive integer or null",
+    )
+    need(
+        train.min_steps_per_epoch is None or (_is_int(train.min_steps_per_epoch) and train.min_steps_per_epoch > 0),
+        "train.min_steps_per_epoch must be a positive integer or null",
     )
     need(
         train.memory_at_eval in EVALUATION_POLICIES,

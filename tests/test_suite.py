@@ -19,7 +19,7 @@ from specmem_cli.data.registry import KNOWN_DATASETS, protocol_for
 from specmem_cli.data.seasonality import clock_periods, detect_cycle
 from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.training.sweep import run_sweep
-from specmem_cli.training.trainer import evaluate_windows
+from specmem_cli.training.trainer import evaluate_windows, training_batch
 from tests.conftest import SHARED
 
 runner = CliRunner()
@@ -89,7 +89,8 @@ def test_weather_verifies_with_either_line_ending_and_unhashed_sets_are_refused(
 
 @pytest.mark.parametrize("name", ["ETTh1", "ETTm1", "ETTm2", "weather"])
 def test_the_default_trains_every_window_of_each_shared_file_every_epoch(name):
-    """train.epoch_samples only trims wide files: the suite's figures are those of full epochs."""
+    """train.epoch_samples only trims wide files: the suite's figures are those of full epochs; and
+    train.min_steps_per_epoch shrinks the batch of ETTh1 alone."""
     path = SHARED / "data" / ("weather" if name == "weather" else "ETT-small") / f"{name}.csv"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
@@ -97,6 +98,9 @@ def test_the_default_trains_every_window_of_each_shared_file_every_epoch(name):
     config = with_protocol(dataclasses.replace(config, data=dataclasses.replace(config.data, name=str(path))))
     data = load_data(config, min(config.data.pred_lens))
     assert data.train.windows_for(config.train.epoch_samples) is None
+    # and in batches of 256 windows, but on ETTh1, whose 8,449 windows would make 34 steps an epoch
+    expected = len(data.train) // 64 if name == "ETTh1" else 256
+    assert training_batch(config.train, len(data.train)) == expected
 
 
 def test_a_horizon_longer_than_the_validation_split_names_the_longest_that_fits(tmp_path):

@@ -24,7 +24,7 @@ from specmem_cli.render import comparison_table, results_table, suite_table
 from specmem_cli.training.run import RunRecord, evaluate_run
 from specmem_cli.training.sanity import sanity_checks
 from specmem_cli.training.sweep import SweepReporter, run_sweep
-from specmem_cli.training.trainer import TRAINING_STATE, Reporter, fit, horizon_of, learning_rate
+from specmem_cli.training.trainer import TRAINING_STATE, Reporter, fit, horizon_of, learning_rate, training_batch
 from tests.conftest import ETTH1, REFERENCE, tiny_config
 
 runner = CliRunner()
@@ -98,6 +98,34 @@ def test_epoch_samples_caps_each_epoch_to_a_fresh_subset_of_windows():
     assert trained(windows.count * series)[0].best_val_mse == everything.best_val_mse
     with pytest.raises(ConfigError, match=re.escape("train.epoch_samples must be a positive integer or null")):
         apply_overrides(config, ["train.epoch_samples=0"])
+
+
+def test_a_small_training_split_takes_smaller_batches_for_its_steps():
+    """``train.min_steps_per_epoch``: the batch shrinks where an epoch would take fewer steps (never below
+    8 windows), is untouched where it would not, and the run records the batch it trained with."""
+    from specmem_cli.models import build_model
+
+    config = tiny_config(train={"epochs": 2, "max_steps": None, "lr": 0.01, "batch_size": 32})
+    assert training_batch(config.train, 10_000) == 32  # null: the batch as given
+    config.train.min_steps_per_epoch = 16
+    assert training_batch(config.train, 10_000) == 32  # 312 steps anyway
+    assert training_batch(config.train, 320) == 20  # 16 steps of 20
+    assert training_batch(config.train, 40) == 8  # never below 8 windows
+    data = load_data(config, 12)
+    windows = len(data.train)
+    config.train.min_steps_per_epoch = -(-windows // 8)  # asks for more steps than 32 windows a batch give
+    model = build_model("klmemory", 48, 12, data.n_inputs, config.model_params)
+    recorder = Recorder()
+    recorder.batches = []
+    recorder.start_epoch = lambda epoch, n_epochs, n_batches: recorder.batches.append(n_batches)
+    result = fit(model, data, config.train, seed=1, reporter=recorder)
+    expected = training_batch(config.train, windows)
+    assert expected < 32 and result.batch_size == expected
+    assert recorder.batches == [data.train.n_batches(expected)] * 2 and result.steps == 2 * data.train.n_batches(
+        expected
+    )
+    with pytest.raises(ConfigError, match=re.escape("train.min_steps_per_epoch must be a positive integer or null")):
+        apply_overrides(config, ["train.min_steps_per_epoch=0"])
 
 
 def test_same_seed_same_metrics_and_resume(tmp_path):
