@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import difflib
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +32,21 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 scalars: only true/false are booleans (``memory: off`` stays 'off') and ``1e-4`` is a float."""
+    """YAML 1.2 scalars: only true/false are booleans (``memory: off`` stays 'off') and ``1e-4`` is a float;
+    and a key given twice in one section is an error (PyYAML would keep the last one without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # a list as a key: PyYAML refuses it itself
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one section", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -363,9 +378,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; save the config as UTF-8 YAML") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}; fix the syntax") from None
+        raise ConfigError(f"{path}: invalid YAML{where}{f': {problem}' if problem else ''}; fix the syntax") from None
     return loaded or {}
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from specmem_cli.checkpoint import load_checkpoint, load_run
 from specmem_cli.cli import app
-from specmem_cli.config import apply_overrides, load_config, load_data
+from specmem_cli.config import apply_overrides, load_config, load_data, read_yaml
 from specmem_cli.data.windows import WindowSet
 from specmem_cli.errors import CheckpointError, ConfigError, SpecmemError
 from specmem_cli.render import comparison_table, results_table, suite_table
@@ -259,6 +259,18 @@ def test_a_config_that_is_not_utf8_text_is_a_one_line_error(tmp_path):
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert f"{path}: not a UTF-8 text file; save the config as UTF-8 YAML" in result.output
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_key_given_twice_in_a_config_is_a_one_line_error(tmp_path):
+    """YAML itself would keep the second value silently; a config that says one thing twice is a mistake."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  epochs: 2\n  lr: 0.01\n  epochs: 3\n")
+    result = runner.invoke(app, ["train", "--config", str(path), "--out", str(tmp_path / "runs"), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{path}: invalid YAML at line 4: key 'epochs' appears twice in one section; fix the syntax" in result.output
+    assert not (tmp_path / "runs").exists()
+    path.write_text("train:\n  epochs: 2\nmodel:\n  epochs: 2\n")  # the same name in two sections is fine
+    assert read_yaml(path) == {"train": {"epochs": 2}, "model": {"epochs": 2}}
 
 
 def test_unknown_model_parameter_via_cli(tmp_path):
