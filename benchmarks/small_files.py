@@ -18,8 +18,8 @@ Files (written into ``--dir``; none of them is the test data of any claim in the
   the shared files (as files of one's own: 70/10/20 split; look-back 96, horizons 96 and 192).
 
 Each variant (``none``: the batch as given, 256; a number: ``train.min_steps_per_epoch``) trains the default
-(one process and one torch thread per run, ``--jobs`` at once) with its memory off (the memory is gated after the network, so it cannot change which network trains
-better) on every (horizon, seed). Printed: per file and variant, the batch it trained with, the mean
+with its memory off (the memory is gated after the network, so it cannot change which network trains
+better) on every (horizon, seed), one process and one torch thread per run, ``--jobs`` at once. Printed: per file and variant, the batch it trained with, the mean
 validation MSE of the kept network (``fit.best_val_mse``) and its change against ``none``, and how many runs
 were still improving at their last epoch. The test split is scored by every run, as every run scores it,
 but never read here.
