@@ -183,13 +183,19 @@ def _quantile_table(scores: np.ndarray, levels: np.ndarray, pooled: bool) -> np.
     return np.repeat(table, n_series, axis=2) if pooled else table
 
 
+def held_out_split(windows: int, pred_len: int) -> tuple[int, int]:
+    """``(fit_end, cut)``: of ``windows`` validation windows in time order, ``[0, fit_end)`` calibrate and
+    ``[cut, windows)`` (the last 30%) score, one horizon apart so that no target of the two parts overlaps."""
+    cut = int(0.7 * windows)
+    return cut - pred_len, cut
+
+
 def _choose_shrink(
     residuals: np.ndarray, spreads: np.ndarray, mean_spread: np.ndarray, pred_len: int, pooled: bool
 ) -> float:
     """The :data:`SHRINKS` value whose quantiles, fitted on the first 70% of the validation windows, have
     the lowest pinball loss on the last 30% (targets of the two parts never overlap)."""
-    cut = int(0.7 * len(residuals))
-    fit_end = cut - pred_len
+    fit_end, cut = held_out_split(len(residuals), pred_len)
     if fit_end < 20 or len(residuals) - cut < 10:
         return FALLBACK_SHRINK
     # one number is chosen: a few steps across the horizon and a few dozen series decide it as well as all

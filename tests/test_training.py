@@ -536,3 +536,16 @@ def test_batches_hold_contiguous_targets_and_an_exact_forecast_is_scored_unslice
     assert horizon_of(exact, 3, 2) is exact
     longer = torch.randn(2, 5, 3)  # a decoder's label rows and an input-only channel
     assert torch.equal(horizon_of(longer, 3, 2), longer[:, 2:, 1:])
+
+
+def test_a_span_of_windows_holds_the_same_windows_and_positions():
+    """A held-out part of a split (the interval benchmark's check) is those windows exactly, clock included."""
+    series = torch.randn(40, 3)
+    windows = WindowSet(series, seq_len=6, pred_len=4, output_channels=slice(1, 3), positions=torch.arange(100, 140))
+    part = windows.span(10, 25)
+    assert len(part) == 15
+    index = torch.arange(15)
+    for mine, theirs in zip(part.batch(index), windows.batch(index + 10), strict=True):
+        assert torch.equal(mine, theirs)
+    with pytest.raises(ValueError, match="outside"):
+        windows.span(20, len(windows) + 1)

@@ -27,14 +27,14 @@ class WindowSet:
         positions: torch.Tensor | None = None,
     ):
         self.seq_len, self.pred_len = seq_len, pred_len
-        self.series = series
+        self.series, self.output_channels = series, output_channels
         self.count = series.shape[0] - seq_len - pred_len + 1
         if self.count < 1:
             raise ValueError("series shorter than seq_len + pred_len")
         self._inputs = series.unfold(0, seq_len, 1)[: self.count]  # [N, C, seq_len]
         self._targets = series[seq_len:, output_channels].unfold(0, pred_len, 1)[: self.count]  # [N, C_out, pred_len]
-        rows = torch.arange(series.shape[0]) if positions is None else positions
-        self.positions = rows[: self.count]
+        self._rows = torch.arange(series.shape[0]) if positions is None else positions
+        self.positions = self._rows[: self.count]
 
     def __len__(self) -> int:
         return self.count
@@ -47,6 +47,13 @@ class WindowSet:
         """
         targets = self._targets[index].transpose(1, 2).contiguous()
         return self._inputs[index].transpose(1, 2), targets, self.positions[index]
+
+    def span(self, start: int, stop: int) -> WindowSet:
+        """Windows ``start`` to ``stop - 1`` as a set of their own (a held-out part of a split), on the same rows."""
+        if not 0 <= start < stop <= self.count:
+            raise ValueError(f"window span [{start}, {stop}) outside the {self.count} windows")
+        rows = slice(start, stop + self.seq_len + self.pred_len - 1)
+        return WindowSet(self.series[rows], self.seq_len, self.pred_len, self.output_channels, self._rows[rows])
 
     def inputs_and_futures(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every window ``[N, C, seq_len]`` and the ``pred_len`` rows after it for *all* channels ``[N, C, pred_len]``
