@@ -174,9 +174,17 @@ class RunSpec:
         return f"{self.config.model_name}_{label}_sl{self.config.data.seq_len}_pl{self.pred_len}_seed{self.seed}"
 
 
+COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")
+
+
 def dataset_label(name: str) -> str:
-    """A data set's name in tables and run names: a registry name as it is, a file by its stem."""
-    return Path(name).stem if name.lower().endswith(".csv") else name
+    """A data set's name in tables and run names: a registry name as it is, a file by its stem whatever its
+    extension (compression included), never its folders: a run's directory stays inside ``--out``."""
+    path = Path(name)
+    if len(path.parts) == 1 and not path.suffix:
+        return name
+    base = path.name[: -len(path.suffix)] if path.suffix.lower() in COMPRESSED else path.name
+    return Path(base).stem or path.name
 
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig}

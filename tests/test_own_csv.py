@@ -242,7 +242,7 @@ def test_durations_mean_something_on_any_clock():
 def test_short_series_shrink_the_default_windows_and_explicit_ones_are_named():
     protocol = Windows(96, [96, 192, 336, 720])
     chosen, note = windows_that_fit(144, "ratio", protocol, None, None, "air.csv")
-    assert chosen == Windows(42, [16]) and "using look-back 42 and horizon(s) 16" in note
+    assert chosen == Windows(46, [8]) and "using look-back 46 and horizon(s) 8 (the longest leaves 9 validation" in note
     kept, none = windows_that_fit(17_420, "ett_hour", protocol, None, None, "ETTh1")
     assert kept == Windows(96, [96, 192, 336, 720]) and none is None
     partial, _ = windows_that_fit(3_000, "ratio", protocol, None, None, "x.csv")
@@ -258,14 +258,17 @@ def test_monthly_file_trains_and_forecasts_with_no_other_flag(tmp_path):
     path = write(tmp_path, "air.csv", pd.DataFrame({"Month": months, "Passengers": seasonal(144, 12)}))
     trained = runner.invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "runs"), *FAST])
     assert trained.exit_code == 0, trained.output
-    assert "using look-back 42 and horizon(s) 16" in trained.stderr and "monthly steps" in trained.stderr
+    assert "using look-back 46 and horizon(s) 8" in trained.stderr and "monthly steps" in trained.stderr
     (run,) = (tmp_path / "runs").glob("klcycle_air_*")
     output = tmp_path / "out.csv"
     result = runner.invoke(app, ["forecast", str(run), "--input", str(path), "--output", str(output)])
     assert result.exit_code == 0, result.output
     written = pd.read_csv(output)
-    assert list(written.columns) == ["Month", "Passengers"] and len(written) == 16
-    assert written["Month"].iloc[0] == "1961-01-01" and written["Month"].iloc[-1] == "1962-04-01"
+    assert list(written.columns) == ["Month", "Passengers"] and len(written) == 8
+    assert written["Month"].iloc[0] == "1961-01-01" and written["Month"].iloc[-1] == "1961-08-01"
+    intervals = ["forecast", str(run), "--input", str(path), "--output", str(tmp_path / "q.csv"), "--quantiles"]
+    result = runner.invoke(app, [*intervals, "0.1", "0.9"])  # the README's levels: the chosen horizon leaves enough
+    assert result.exit_code == 0, result.output
 
 
 def test_years_are_written_back_as_years_and_long_files_as_long(tmp_path):
@@ -285,9 +288,9 @@ def test_years_are_written_back_as_years_and_long_files_as_long(tmp_path):
     assert result.exit_code == 0, result.output
     written = pd.read_csv(tmp_path / "l.csv")
     assert list(written.columns) == ["symbol", "date", "price"] and set(written.symbol) == {"A", "B"}
-    assert len(written) == 2 * 40 and written.date.iloc[0] == "2020-01-17 16:00:00"
+    assert len(written) == 2 * 31 and written.date.iloc[0] == "2020-01-17 16:00:00"
     args = ["forecast", str(run), "--input", str(path), "--output", str(tmp_path / "q.csv"), "--quantiles"]
-    result = runner.invoke(app, [*args, "0.4", "0.6"])  # one validation window, two series: no finer levels
+    result = runner.invoke(app, [*args, "0.4", "0.6"])
     assert result.exit_code == 0, result.output
     written = pd.read_csv(tmp_path / "q.csv")
     assert list(written.columns) == ["symbol", "date", "price", "price_q0.4", "price_q0.6"]
@@ -523,3 +526,27 @@ def _raise(exception: BaseException):
         raise exception
 
     return fail
+
+
+def test_a_file_of_any_extension_and_folder_names_its_run_inside_out(tmp_path, monkeypatch):
+    """A run's directory is named by the file's stem alone: a .tsv or .csv.gz path, absolute or ``../``,
+    never carries its folders (or extension) into the name, so runs stay inside --out."""
+    from specmem_cli.config import dataset_label
+
+    assert [dataset_label(name) for name in ("ETTh1", "d/tab.tsv", "/x/y/abs.txt", "../../z.csv.gz")] == [
+        "ETTh1",
+        "tab",
+        "abs",
+        "z",
+    ]
+    stamps = pd.date_range("2020-01-01", periods=400, freq="D").astype(str)
+    (tmp_path / "data" / "deep").mkdir(parents=True)
+    path = tmp_path / "data" / "deep" / "tab.tsv"
+    pd.DataFrame({"date": stamps, "y": seasonal(400, 7)}).to_csv(path, sep="\t", index=False)
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    result = runner.invoke(app, ["train", "--data", "../../data/deep/tab.tsv", "--out", "runs", *FAST])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (work / "runs").glob("klcycle_*")] == ["klcycle_tab_sl96_pl31_seed2021"]
+    assert not (work / "data").exists()

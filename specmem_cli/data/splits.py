@@ -63,6 +63,10 @@ def split_sizes(n_rows: int, scheme: str) -> tuple[int, int, int]:
     return borders[0][1], borders[1][1] - borders[1][0], borders[2][1] - borders[2][0]
 
 
+MIN_VALIDATION_WINDOWS = 10  # a horizon chosen for a short file leaves this many: early stopping, the head's
+# choice and the 0.1 / 0.9 interval levels (which need 9 windows) are not decided by one window
+
+
 def windows_that_fit(
     n_rows: int, scheme: str, protocol: Windows, seq_len: int | None, pred_lens: list[int] | None, source: str
 ) -> tuple[Windows, str | None]:
@@ -70,8 +74,9 @@ def windows_that_fit(
 
     Settings given explicitly (``seq_len``, ``pred_lens`` not None) are kept, and an error names values
     that would fit if they do not. Protocol defaults that do not fit shrink to what the data supports:
-    horizons the validation and test splits can score (else one horizon as long as the shorter of the
-    two), and a look-back that leaves at least half the training rows as window starts.
+    horizons that leave the validation and test splits :data:`MIN_VALIDATION_WINDOWS` windows each (else
+    one horizon that leaves that many, or half the shorter split where it is shorter still), and a look-back
+    that leaves at least half the training rows as window starts.
     """
     train, val, test = split_sizes(n_rows, scheme)
     longest = min(val, test)
@@ -79,10 +84,13 @@ def windows_that_fit(
         raise DataError(
             f"{source}: {n_rows} rows is too short to split into train, validation and test windows; give a longer series"
         )
+    roomy = longest - MIN_VALIDATION_WINDOWS + 1  # the longest horizon that leaves that many windows
     if pred_lens is not None:
         horizons = list(pred_lens)
     else:
-        horizons = [h for h in protocol.pred_lens if h <= longest and train - h >= 2] or [min(longest, train // 3)]
+        horizons = [h for h in protocol.pred_lens if h <= roomy and train - h >= 2] or [
+            max(1, min(max(longest // 2, roomy), train // 3))
+        ]
     if seq_len is not None:
         look_back = seq_len
     elif train - protocol.seq_len - max(horizons) + 1 >= train // 4:
@@ -114,7 +122,8 @@ def windows_that_fit(
     note = (
         f"note: {source}: {n_rows} rows (train {train}, validation {val}, test {test}) do not fit look-back "
         f"{protocol.seq_len} and horizons {', '.join(map(str, protocol.pred_lens))}; using look-back {look_back} and "
-        f"horizon(s) {', '.join(map(str, horizons))} (set them with --set data.seq_len=N --pred-len N)"
+        f"horizon(s) {', '.join(map(str, horizons))} (the longest leaves {val - max(horizons) + 1} validation "
+        f"window(s); set them with --set data.seq_len=N --pred-len N)"
     )
     return chosen, note
 
