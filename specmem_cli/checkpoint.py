@@ -86,8 +86,26 @@ def _kinds(hint: Any) -> tuple[type, ...]:
 _KINDS = {name: _kinds(hint) for name, hint in typing.get_type_hints(RunCheckpoint).items()}
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()  # read once: os.umask can only be read by setting it
+
+
 def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(temp_path)`` then rename over ``path``: readers see the old file or the new one."""
+    """Call ``write(temp_path)`` then rename over ``path``: readers see the old file or the new one.
+
+    A symbolic link is written through (its target is replaced, the link stays); a device or pipe
+    (``/dev/stdout``) cannot be renamed over, so the finished file is copied into it. The file gets the
+    permissions of the one it replaces, or the umask's for a new one (a temporary file is private).
+    """
+    if path.exists() and not path.is_file() and not path.is_dir():  # what a link points to, too
+        _write_through(path, write)
+        return
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -98,11 +116,22 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
     os.close(handle)
     try:
+        mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_UMASK
         write(Path(temp_name))
+        os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _write_through(path: Path, write: Any) -> None:
+    """Write to a temporary file elsewhere, then stream it into ``path`` (a device or a pipe)."""
+    with tempfile.TemporaryDirectory() as folder:
+        temp = Path(folder) / path.name
+        write(temp)
+        with open(temp, "rb") as source, open(path, "wb") as sink:
+            shutil.copyfileobj(source, sink)
 
 
 def save_checkpoint(path: Path, checkpoint: RunCheckpoint) -> None:

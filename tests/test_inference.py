@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import matplotlib.image
@@ -110,6 +111,28 @@ def test_existing_output_needs_overwrite_and_stays_intact(frozen_run, tmp_path):
     assert result.exit_code == 1 and "--overwrite" in result.stderr and output.read_text() == "precious\n"
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     assert output.read_text().startswith("date,")
+
+
+def test_overwrite_writes_through_a_link_or_a_device_and_keeps_permissions(frozen_run, tmp_path):
+    """--overwrite replaces what a symbolic link points to (the link stays), streams into a device instead of
+    replacing its node, and a written file has the permissions of the one it replaced (a new one, the umask's)."""
+    target, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link.symlink_to(target)
+    args = ["forecast", frozen_run, "--input", str(ETTH1), "--overwrite", "--output"]
+    assert runner.invoke(app, [*args, str(link)]).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("date,") and target.stat().st_mode & 0o777 == 0o640
+    fresh = tmp_path / "fresh.csv"
+    assert runner.invoke(app, [*args, str(fresh)]).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert runner.invoke(app, [*args, "/dev/null", "--format", "csv"]).exit_code == 0
+    assert Path("/dev/null").is_char_device()
+    if Path("/dev/full").is_char_device():  # a device that refuses every byte: one line, the node untouched
+        full = runner.invoke(app, [*args, "/dev/full", "--format", "csv"])
+        assert full.exit_code == 1 and "Traceback" not in full.output and Path("/dev/full").is_char_device()
 
 
 def _csv(tmp_path, frame, name):
@@ -225,3 +248,28 @@ def test_inspect_modes_empty_memory_offers_rebuild(reset_run, tmp_path):
     assert figure.read_text().lstrip().startswith("<?xml") and "rebuilt" in rebuilt.stderr
     checkpoint_state = torch.load(f"{reset_run}/checkpoint.pt", weights_only=True)["state_dict"]
     assert int(checkpoint_state["memory.filled"]) == 0, "inspecting never rewrites the checkpoint"
+
+
+def test_a_wide_forecast_with_quantiles_is_one_frame_in_column_order(recwarn):
+    """300 series x 3 levels and actuals: built at once (no fragmentation warning per column), in the order
+    date, forecasts, each series' quantiles, actuals."""
+    from specmem_cli.inference.forecast import ForecastResult, WindowForecast, to_frame
+
+    columns = [f"s{i}" for i in range(300)]
+    values = np.arange(4 * 300, dtype=float).reshape(4, 300)
+    window = WindowForecast(
+        0,
+        pd.date_range("2020-01-01", periods=4, freq="h"),
+        values,
+        values + 1,
+        quantiles={0.1: values - 1, 0.5: values, 0.9: values + 2},
+    )
+    frame = to_frame(ForecastResult(columns, [window]))
+    assert not [w for w in recwarn if issubclass(w.category, pd.errors.PerformanceWarning)]
+    assert list(frame.columns[:3]) == ["date", "s0", "s1"] and list(frame.columns[301:304]) == [
+        "s0_q0.1",
+        "s0_q0.5",
+        "s0_q0.9",
+    ]
+    assert frame.columns[-1] == "s299_actual" and frame.shape == (4, 1 + 300 * 5)
+    assert (frame["s7_q0.9"] == values[:, 7] + 2).all()
