@@ -258,15 +258,16 @@ def to_frame(result: ForecastResult) -> pd.DataFrame:
 
 
 def _wide_part(result: ForecastResult, window: WindowForecast) -> pd.DataFrame:
-    frame = pd.DataFrame(window.forecast, columns=result.columns)
-    frame.insert(0, result.date_column, window.dates)
+    # every column gathered first and the frame built once: inserting hundreds of columns one by one
+    # fragments it (pandas warns once per column on a wide file)
+    columns = {result.date_column: window.dates}
+    columns.update({column: window.forecast[:, index] for index, column in enumerate(result.columns)})
     for index, column in enumerate(result.columns):
         for level, values in window.quantiles.items():
-            frame[f"{column}_q{level_name(level)}"] = values[:, index]
+            columns[f"{column}_q{level_name(level)}"] = values[:, index]
     if window.actual is not None:
-        for index, column in enumerate(result.columns):
-            frame[f"{column}_actual"] = window.actual[:, index]
-    return frame
+        columns.update({f"{column}_actual": window.actual[:, index] for index, column in enumerate(result.columns)})
+    return pd.DataFrame(columns)
 
 
 def _long_parts(result: ForecastResult, window: WindowForecast) -> list[pd.DataFrame]:
