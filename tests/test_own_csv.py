@@ -137,6 +137,13 @@ def test_thousands_separators_are_read_as_numbers(tmp_path):
     volume = ["1,234", "999", "12,345.5", "-2,000", "1,000,000", "7"]
     table = read_table(write(tmp_path, "v.csv", pd.DataFrame({"Date": days, "Volume": volume})))
     assert table.values[:, 0].tolist() == [1234, 999, 12345.5, -2000, 1_000_000, 7]
+    # where the comma is the decimal mark, dots group the thousands: "30.531,25" is 30531.25
+    european = tmp_path / "e.csv"
+    cells = ["30.531,25", "999,5", "1.000.000", "-2.000,75", "7", "12,25"]
+    european.write_text("Datum;Menge;x\n" + "".join(f"{d};{v};{i},5\n" for i, (d, v) in enumerate(zip(days, cells))))
+    table = read_table(european)
+    assert table.columns == ["Menge", "x"]
+    assert table.values[:, 0].tolist() == [30531.25, 999.5, 1_000_000, -2000.75, 7, 12.25]
     # a comma that is not a thousands separator keeps the column text (left out with its note)
     odd = pd.DataFrame({"Date": days, "code": ["1,2", "3,4"] * 3, "x": np.arange(6.0)})
     assert read_table(write(tmp_path, "odd.csv", odd)).columns == ["x"]

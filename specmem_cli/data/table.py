@@ -30,6 +30,7 @@ FILL_METHODS = ("ffill", "interpolate")
 SEPARATORS = (",", ";", "\t", "|")
 _DECIMAL_COMMA = re.compile(r"(^|[;\t|])\s*-?\d+,\d+\s*($|[;\t|])", re.MULTILINE)
 _GROUPED_NUMBER = r"[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"
+_GROUPED_DECIMAL_COMMA = r"[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?"  # "30.531,00": dots group, a comma decimals
 log = logging.getLogger("specmem_cli.data")
 
 
@@ -250,10 +251,14 @@ def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str], guessin
 
 def _to_numbers(column: pd.Series) -> pd.Series:
     """Numbers from text cells, reading thousands separators ("12,345.6", as spreadsheets export
-    them quoted) where every number in the column is written that way or plainly."""
+    them quoted, or "12.345,6" where the comma is the decimal mark) where every number in the column
+    is written that way or plainly."""
     text = column.astype("string").str.strip()
-    if text.dropna().str.fullmatch(_GROUPED_NUMBER).all() and text.str.contains(",", regex=False).any():
+    present = text.dropna()
+    if present.str.fullmatch(_GROUPED_NUMBER).all() and text.str.contains(",", regex=False).any():
         text = text.str.replace(",", "", regex=False)
+    elif present.str.fullmatch(_GROUPED_DECIMAL_COMMA).all() and text.str.contains(".", regex=False).any():
+        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     return pd.to_numeric(text, errors="coerce")
 
 
