@@ -74,8 +74,13 @@ def test_numbers_are_dates_only_when_they_read_as_dates(tmp_path):
     )
     assert read_table(write(tmp_path, "s.csv", frame)).date_column == "stamp"
     counts = pd.DataFrame({"n": [5, 9, 2, 7], "v": [1.0, 2.0, 3.0, 4.0]})
-    with pytest.raises(DataError, match="no column reads as dates"):
+    with pytest.raises(DataError, match=r"no column reads as dates.*add a date column.*one day a row"):
         read_table(write(tmp_path, "c.csv", counts))
+    steps = write(tmp_path, "steps.csv", pd.DataFrame({"idx": np.arange(50), "v": np.arange(50) + 0.5}))
+    with pytest.raises(DataError, match=r"'idx' holds whole numbers that are not dates \(first '0'\).*add a date"):
+        read_table(steps, Reading(date_col="idx"))
+    with pytest.raises(DataError, match=r"'v' has 50 value\(s\) that are not dates, first '0.5' at data row 1"):
+        read_table(steps, Reading(date_col="v"))
 
 
 def test_separators_and_decimal_commas_are_detected(tmp_path):
@@ -140,7 +145,9 @@ def test_thousands_separators_are_read_as_numbers(tmp_path):
     # where the comma is the decimal mark, dots group the thousands: "30.531,25" is 30531.25
     european = tmp_path / "e.csv"
     cells = ["30.531,25", "999,5", "1.000.000", "-2.000,75", "7", "12,25"]
-    european.write_text("Datum;Menge;x\n" + "".join(f"{d};{v};{i},5\n" for i, (d, v) in enumerate(zip(days, cells))))
+    european.write_text(
+        "Datum;Menge;x\n" + "".join(f"{d};{v};{i},5\n" for i, (d, v) in enumerate(zip(days, cells, strict=True)))
+    )
     table = read_table(european)
     assert table.columns == ["Menge", "x"]
     assert table.values[:, 0].tolist() == [30531.25, 999.5, 1_000_000, -2000.75, 7, 12.25]

@@ -52,6 +52,12 @@ def written_like(dates: pd.DatetimeIndex, reading: str | None) -> pd.Index:
     return dates
 
 
+NO_CLOCK_FIX = (
+    "add a date column (specmem needs a clock: for evenly spaced rows without one, any regular dates will do, "
+    "e.g. one day a row from 2000-01-01)"
+)
+
+
 def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) -> ParsedDates:
     """The date column (``date_col``, else the leftmost column whose content reads as dates), parsed."""
     if date_col is not None:
@@ -86,8 +92,7 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
                 _report_unparseable(frame[column], source, str(column))
     raise DataError(
         f"{source}: no column reads as dates (ISO text, 'Jan 1 2000', YYYYMMDD or year integers, "
-        "or Unix seconds in a column named like a clock); "
-        "name the clock column with --date-col, or add one"
+        f"or Unix seconds in a column named like a clock); name the clock column with --date-col, or {NO_CLOCK_FIX}"
     )
 
 
@@ -231,7 +236,13 @@ def _report_unparseable(column: pd.Series, source: str, name: str) -> None:
         parsed = pd.to_datetime(column.astype(str), errors="coerce", format="mixed")
     bad = (parsed.isna() | column.isna()).to_numpy().nonzero()[0]
     row = int(bad[0]) if bad.size else 0
+    if _integer_coded(column) and bad.size == len(column):
+        raise DataError(
+            f"{source}: date column '{name}' holds whole numbers that are not dates (first '{column.iloc[0]}'): "
+            f"whole numbers are read as years, YYYYMMDD or Unix seconds, and a step counter is no clock; "
+            f"{NO_CLOCK_FIX}"
+        )
     raise DataError(
-        f"{source}: date column '{name}' has {max(bad.size, 1)} value(s) that are not dates, first {column.iloc[row]!r} "
-        f"at data row {row + 1}; fix those cells or choose another column with --date-col"
+        f"{source}: date column '{name}' has {max(bad.size, 1)} value(s) that are not dates, first "
+        f"'{column.iloc[row]}' at data row {row + 1}; fix those cells or choose another column with --date-col"
     )
