@@ -244,12 +244,17 @@ def train(
         typer.Option("--set", help="Config overrides key=value, e.g. --set train.epochs=3 model.d_model=64."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output directory for run directories (default: runs/<config name>).")
+        Path | None,
+        typer.Option(
+            help="Output directory for run directories (default: runs/ and the config's name, e.g. runs/default)."
+        ),
     ] = None,
     target: Annotated[
         str | None,
         typer.Option(
-            help="Forecast only this series (from all series' history; add --features S to use its own alone)."
+            help="Forecast only this series. Models that mix series (itransformer, timexer, ...) read every "
+            "series' history for it (--features S: its own alone); the default reads each series on its own, "
+            "so with it MS and S forecast alike."
         ),
     ] = None,
     features: Annotated[
