@@ -432,7 +432,10 @@ def test_forecast_nan_advice_names_flags_forecast_has(tmp_path):
     holed = write(tmp_path, "holed.csv", frame)
     result = runner.invoke(app, ["forecast", str(run), "--input", str(holed), "--output", str(tmp_path / "o.csv")])
     error = result.stderr.split("error: ")[1]
-    assert result.exit_code == 1 and "--start" in error and "--fill" not in error
+    assert result.exit_code == 1 and "--fill" not in error
+    # from the file's end there is no later start to suggest; the cell is named
+    column = frame.columns[1]
+    assert f"last at data row {len(frame) - 2}, column '{column}'" in error and "--start" not in error
 
 
 def test_a_full_disk_ends_in_one_line_and_leaves_no_partial_run(tmp_path, monkeypatch):

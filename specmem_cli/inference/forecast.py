@@ -149,9 +149,12 @@ def forecast(
     for origin in origins:
         window = scaled[origin - seq_len : origin]
         if not np.isfinite(window).all():
+            bad_row, bad_column = np.argwhere(~np.isfinite(window))[-1]
+            where = f"last at data row {origin - seq_len + bad_row + 1}, column '{columns[bad_column]}'"
+            later = "" if origin >= table.n_rows else ", or forecast from a later --start"
             raise DataError(
-                f"{table.source}: missing or NaN/inf values in the {seq_len} rows before data row {origin + 1}; "
-                "fill those cells in the file, or forecast from a later --start"
+                f"{table.source}: missing or NaN/inf values in the {seq_len} rows before data row {origin + 1} "
+                f"({where}); fill those cells in the file{later}"
             )
         with torch.no_grad():
             inputs = torch.from_numpy(window).float()[None]
