@@ -546,6 +546,8 @@ def forecast(
 
     check_output(output, overwrite)  # before the forecast, so a wrong --output costs nothing
     chosen = output_format(output, fmt)
+    if input_csv.exists() and output.resolve() == input_csv.resolve():
+        raise SpecmemError("--output names the --input file; write the forecast to another file")
     if plot is not None:
         plot_format(plot)
         check_output(plot, overwrite, option="--plot")

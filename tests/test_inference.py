@@ -273,3 +273,17 @@ def test_a_wide_forecast_with_quantiles_is_one_frame_in_column_order(recwarn):
     ]
     assert frame.columns[-1] == "s299_actual" and frame.shape == (4, 1 + 300 * 5)
     assert (frame["s7_q0.9"] == values[:, 7] + 2).all()
+
+
+def test_output_may_not_be_the_input_or_contradict_its_format(frozen_run, tmp_path):
+    copy = tmp_path / "in.csv"
+    copy.write_bytes(ETTH1.read_bytes())
+    args = ["forecast", frozen_run, "--input", str(copy), "--output"]
+    same = runner.invoke(app, [*args, str(copy), "--overwrite"])
+    assert same.exit_code == 1 and "--output names the --input file" in same.stderr
+    assert copy.read_bytes() == ETTH1.read_bytes()
+    clash = runner.invoke(app, [*args, str(tmp_path / "x.csv"), "--format", "json"])
+    assert clash.exit_code == 1 and "--format json would write JSON into x.csv" in clash.stderr
+    assert not (tmp_path / "x.csv").exists()
+    assert runner.invoke(app, [*args, str(tmp_path / "x.out"), "--format", "json"]).exit_code == 0
+    assert runner.invoke(app, [*args, "/dev/null", "--format", "csv"]).exit_code == 0  # a device needs no --overwrite

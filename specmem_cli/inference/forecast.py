@@ -241,9 +241,14 @@ FORMATS = ("csv", "parquet", "json")
 
 
 def output_format(path: Path, explicit: str | None) -> str:
-    fmt = (explicit or path.suffix.lstrip(".")).lower()
+    named = path.suffix.lstrip(".").lower()
+    fmt = (explicit or named).lower()
     if fmt not in FORMATS:
         raise DataError(f"unknown output format '{fmt or path.name}'; use a .csv, .parquet or .json file (or --format)")
+    if named in FORMATS and named != fmt:
+        raise DataError(
+            f"--format {fmt} would write {fmt.upper()} into {path.name}; name the file .{fmt} or drop --format"
+        )
     return fmt
 
 
@@ -313,9 +318,12 @@ def to_json(result: ForecastResult) -> dict:
 
 
 def check_output(path: Path, overwrite: bool, option: str = "--output") -> None:
-    """Refuse to replace an existing file without ``overwrite``, or to write into a missing or read-only directory."""
+    """Refuse to replace an existing file without ``overwrite``, or to write into a missing or read-only directory
+    (a device or a pipe, such as ``/dev/stdout``, is written into)."""
     if path.is_dir():
         raise DataError(f"{path} is a directory; give {option} a file path (one inside it, say)")
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): written into, nothing replaced
+        return
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists; pass --overwrite to replace it")
     directory = path.parent if str(path.parent) else Path(".")
