@@ -286,6 +286,8 @@ def find_runs(path: Path) -> list[Path]:
     """Run directories under ``path`` (itself, if it is one), or the checkpoint file given."""
     if path.is_file():
         return [path]
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory; give a run directory, a sweep's or a checkpoint")
     if (path / "checkpoint.pt").exists() or (path / "metrics.json").exists():
         return [path]
     runs = sorted(p.parent for p in path.glob("*/checkpoint.pt"))

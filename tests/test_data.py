@@ -121,7 +121,7 @@ def test_bad_csv_is_one_line_error(tmp_path, content, fragment):
 def test_missing_file_and_unknown_target(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_table(tmp_path / "absent.csv")
-    with pytest.raises(DataError, match="unknown target column 'nope'"):
+    with pytest.raises(DataError, match=r"unknown target column 'nope'.*fix --target"):
         prepare(synthetic_table(), 48, 12, features="S", target="nope")
 
 

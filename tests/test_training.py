@@ -221,6 +221,8 @@ def test_bad_checkpoints_are_one_line_errors(finished_run, tmp_path):
         result = runner.invoke(app, ["evaluate", str(tmp_path / name)])
         assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    missing = runner.invoke(app, ["evaluate", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "nowhere: no such file or directory" in missing.stderr
     # readable, but its stored config is not one run's (two horizons): refused when the run is rebuilt
     two_horizons = {**document["config"], "data": {**document["config"]["data"], "pred_lens": [12, 24]}}
     torch.save({**document, "config": two_horizons}, tmp_path / "two_horizons.pt")
