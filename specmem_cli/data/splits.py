@@ -165,7 +165,9 @@ def resolve_target(columns: list[str], target: str | None, source: str) -> str:
     if target is None:
         return "OT" if "OT" in columns else columns[-1]
     if target not in columns:
-        raise DataError(f"{source}: unknown target column '{target}' (columns: {', '.join(columns)}); fix --target (data.target in a config)")
+        raise DataError(
+            f"{source}: unknown target column '{target}' (columns: {', '.join(columns)}); fix --target (data.target in a config)"
+        )
     return target
 
 
