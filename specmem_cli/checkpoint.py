@@ -240,6 +240,11 @@ class LoadedRun:
         """Re-prepare the training data set (or ``source``, a copy of it); an error if it no longer matches
         the checkpoint's scaler and columns, since the model only understands inputs scaled as in training."""
         name = str(source) if source is not None else self.checkpoint.data_path or self.config.data.name
+        if source is None and self.checkpoint.data_path and not Path(self.checkpoint.data_path).exists():
+            raise SpecmemError(
+                f"{self.checkpoint.data_path}: the file {self.path} was trained on is no longer there; put it back, "
+                "or give its new place (evaluate --data FILE)"
+            )
         data = load_data(updated(self.config, data={"name": name}), self.spec.pred_len)
         fix = "give the file it was trained on" if source is not None else "put back the file it was trained on"
         if data.columns != self.checkpoint.columns:  # first: another file, not a changed one

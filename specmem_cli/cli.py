@@ -408,6 +408,14 @@ def evaluate(
             "each central pair, pinball loss over all (default 0.1 0.5 0.9 where the run is calibrated).",
         ),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The CSV the runs were trained on, where it has moved since (its content must be the same; "
+            "by default the path the run recorded).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON on stdout.")] = False,
 ) -> None:
     """Recompute metrics from checkpoints alone; prints the same table as `train`."""
@@ -419,12 +427,12 @@ def evaluate(
 
     split = split.value
     runs = find_runs(path)
-    records = [evaluate_run(run, split, quantiles) for run in runs]
+    records = [evaluate_run(run, split, quantiles, data) for run in runs]
     stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, {split} split"))
     checks = {}
     if sanity:
         for run in runs:
-            checks[str(run)] = sanity_checks(run, split)
+            checks[str(run)] = sanity_checks(run, split, source=data)
             stderr.print(sanity_table(checks[str(run)], title=f"sanity checks: {run}"))
     if as_json:
         _emit_json(

@@ -567,3 +567,21 @@ def test_a_file_of_any_extension_and_folder_names_its_run_inside_out(tmp_path, m
     assert result.exit_code == 0, result.output
     assert [p.name for p in (work / "runs").glob("klcycle_*")] == ["klcycle_tab_sl96_pl31_seed2021"]
     assert not (work / "data").exists()
+
+
+def test_evaluate_finds_a_moved_training_file_with_data(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=400, freq="D").astype(str)
+    path = write(tmp_path, "moving.csv", pd.DataFrame({"date": stamps, "y": seasonal(400, 7)}))
+    trained = runner.invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "r"), *FAST])
+    assert trained.exit_code == 0, trained.output
+    (run,) = (tmp_path / "r").glob("klcycle_*")
+    moved = path.rename(tmp_path / "elsewhere.csv")
+    lost = runner.invoke(app, ["evaluate", str(run)])
+    assert lost.exit_code == 1 and "no longer there" in lost.stderr and "--data FILE" in lost.stderr
+    found = runner.invoke(app, ["evaluate", str(run), "--data", str(moved), "--json"])
+    assert found.exit_code == 0, found.output
+    expected = json.loads((run / "metrics.json").read_text())["record"]["mse"]
+    assert json.loads(found.stdout)["runs"][0]["mse"] == expected
+    other = write(tmp_path, "other.csv", pd.DataFrame({"date": stamps, "y": seasonal(400, 7, seed=3)}))
+    wrong = runner.invoke(app, ["evaluate", str(run), "--data", str(other)])
+    assert wrong.exit_code == 1 and "content hash differs" in wrong.stderr

@@ -410,11 +410,14 @@ def _checkpoint(
     )
 
 
-def evaluate_run(path: Path, split: str = "test", levels: list[float] | None = None) -> RunRecord:
+def evaluate_run(
+    path: Path, split: str = "test", levels: list[float] | None = None, source: Path | None = None
+) -> RunRecord:
     """Recompute a finished run's metrics on ``split`` from its checkpoint alone, with its intervals at
-    ``levels`` (default :data:`DEFAULT_LEVELS`, and then only if the run is calibrated)."""
+    ``levels`` (default :data:`DEFAULT_LEVELS`, and then only if the run is calibrated); ``source`` is the
+    training file where it has moved (it must hold the same content)."""
     run = load_run(path)
-    data = run.data()
+    data = run.data(source)
     scorer = _scorer(run, levels)
     windows = data.split(split)
     each_batch = scorer.add if scorer is not None else None

@@ -12,11 +12,14 @@ from specmem_cli.memory import memory_of, prepare_for_evaluation
 from specmem_cli.training.trainer import evaluate_windows
 
 
-def sanity_checks(path: Path, split: str = "test", seed: int = 0) -> dict[str, dict[str, float] | None]:
+def sanity_checks(
+    path: Path, split: str = "test", seed: int = 0, source: Path | None = None
+) -> dict[str, dict[str, float] | None]:
     """MSE/MAE under each check; memory checks are None for models without memory, and freezing or
-    resetting per batch are None for a memory that reading cannot change (a built analog memory)."""
+    resetting per batch are None for a memory that reading cannot change (a built analog memory).
+    ``source``: the training file where it has moved."""
     run = load_run(path)
-    data = run.data()
+    data = run.data(source)
     windows, batch_size, n_outputs = data.split(split), run.config.train.batch_size, data.n_outputs
     model, memory = run.model, memory_of(run.model)
     state = {key: value.clone() for key, value in model.state_dict().items()}
