@@ -136,12 +136,24 @@ def _rebuild(run, csv_path: Path) -> None:
         raise SpecmemError(f"{csv_path}: too few training windows to fill the memory ({memory.n_rows} rows)")
 
 
+_AXIS_NAMES = {"K": "mode", "M": "memory token", "d_model": "hidden unit", "horizon": "forecast step"}
+
+
+def _heatmap_axes(title: str) -> tuple[str, str]:
+    """``(row, column)`` axis names from a panel title's ``(K x horizon)``; a one-row panel is per forecast step."""
+    if "(" in title and " x " in title:
+        rows, columns = title[title.rindex("(") + 1 : title.rindex(")")].split(" x ")
+        return _AXIS_NAMES.get(rows, rows), _AXIS_NAMES.get(columns, columns)
+    return "", "forecast step"
+
+
 def plot_modes(report: ModeReport, path: Path, fmt: str) -> None:
     """One figure: temporal modes, spectrum with cumulative explained variance, component and token heatmaps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(2, 2, figsize=(12, 8), dpi=100)
     modes_axis, spectrum_axis, components_axis, tokens_axis = axes.ravel()
@@ -154,13 +166,19 @@ def plot_modes(report: ModeReport, path: Path, fmt: str) -> None:
     spectrum_axis.bar(ranks, report.explained, color="tab:blue", label="explained variance")
     spectrum_axis.plot(ranks, report.cumulative, color="tab:orange", marker="o", label="cumulative")
     spectrum_axis.set(title=f"Spectrum ({report.strategy})", xlabel="rank", ylabel="share of variance", ylim=(0, 1.05))
+    spectrum_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     spectrum_axis.legend(fontsize="small")
     for axis, matrix, title in (
         (components_axis, report.components, report.labels[1]),
         (tokens_axis, report.tokens, report.labels[2]),
     ):
-        image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r", interpolation="nearest")
-        axis.set(title=title, xlabel="column", ylabel="row")
+        rows_count, columns_count = np.atleast_2d(matrix).shape
+        extent = (0.5, columns_count + 0.5, rows_count + 0.5, 0.5)  # counted from 1, as the legend's "mode 1"
+        image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r", interpolation="nearest", extent=extent)
+        rows, columns = _heatmap_axes(title)
+        axis.set(title=title, xlabel=columns, ylabel=rows)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # cells are whole indices, not half steps
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         figure.colorbar(image, ax=axis)
     figure.tight_layout()
     atomic_write(path, lambda temp: figure.savefig(temp, format=fmt))
