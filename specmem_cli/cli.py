@@ -267,7 +267,11 @@ def train(
         list[str] | None, typer.Option("--columns", help="Keep only these series (columns, or ids of a long file).")
     ] = None,
     date_col: Annotated[
-        str | None, typer.Option(help="Date column of a CSV (default: the first column whose content reads as dates).")
+        str | None,
+        typer.Option(
+            help="Date column of a CSV, or a column of rising step numbers (default: the first column whose content "
+            "reads as dates; a file of numbers only is read in row order)."
+        ),
     ] = None,
     id_col: Annotated[
         str | None,

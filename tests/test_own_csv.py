@@ -73,14 +73,64 @@ def test_numbers_are_dates_only_when_they_read_as_dates(tmp_path):
         {"sales": [1500, 1200, 2400, 1800], "stamp": ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04"]}
     )
     assert read_table(write(tmp_path, "s.csv", frame)).date_column == "stamp"
-    counts = pd.DataFrame({"n": [5, 9, 2, 7], "v": [1.0, 2.0, 3.0, 4.0]})
-    with pytest.raises(DataError, match=r"no column reads as dates.*add a date column.*one day a row"):
-        read_table(write(tmp_path, "c.csv", counts))
-    steps = write(tmp_path, "steps.csv", pd.DataFrame({"idx": np.arange(50), "v": np.arange(50) + 0.5}))
-    with pytest.raises(DataError, match=r"'idx' holds whole numbers that are not dates \(first '0'\).*add a date"):
-        read_table(steps, Reading(date_col="idx"))
-    with pytest.raises(DataError, match=r"'v' has 50 value\(s\) that are not dates, first '0.5' at data row 1"):
-        read_table(steps, Reading(date_col="v"))
+    # a text column may be a clock that did not read: no guessing then
+    labelled = pd.DataFrame({"n": [5, 9, 2, 7], "v": [1.0, 2.0, 3.0, 4.0], "quarter": ["Q1", "Q2", "Q3", "Q4"]})
+    with pytest.raises(DataError, match=r"no column reads as dates.*rising step numbers with --date-col"):
+        read_table(write(tmp_path, "c.csv", labelled))
+    mixed = write(tmp_path, "mixed.csv", pd.DataFrame({"idx": [3, 1, 2] * 10, "v": np.arange(30) + 0.5}))
+    with pytest.raises(DataError, match=r"'idx' holds whole numbers that are neither dates nor rising step numbers"):
+        read_table(mixed, Reading(date_col="idx"))
+    with pytest.raises(DataError, match=r"'v' has 30 value\(s\) that are not dates, first '0.5' at data row 1"):
+        read_table(mixed, Reading(date_col="v"))
+
+
+def test_a_file_without_a_clock_counts_its_rows_or_its_step_numbers(tmp_path):
+    """Numbers only: the rows in order are the steps (a saved index left out as ever); a column named with
+    --date-col that holds rising whole numbers numbers them. Such an axis has no day or week: no clock
+    periods, durations refused, and the step numbers are written back as they came."""
+    frame = pd.DataFrame({"idx": np.arange(60), "y": seasonal(60, 8), "z": seasonal(60, 8, 1)})
+    table = read_table(write(tmp_path, "plain.csv", frame))
+    assert table.columns == ["y", "z"] and table.date_reading == "row order" and table.date_column == "step"
+    assert table.time_axis.counted and table.time_axis.describe() == "numbered"
+    assert written_like(table.dates, table.date_reading).tolist() == list(range(60))
+    assert table.time_axis.positions(table.dates).tolist() == list(range(60))
+    one = read_table(write(tmp_path, "one.csv", frame[["y"]]))  # a single column is a file too
+    assert one.columns == ["y"] and one.n_rows == 60
+    stepped = frame.assign(idx=np.arange(60) * 2 + 100)
+    table = read_table(write(tmp_path, "stepped.csv", stepped), Reading(date_col="idx"))
+    assert table.date_reading == "step numbers" and table.time_axis.counted
+    assert table.time_axis.positions(table.dates).tolist() == list(range(60))
+    assert written_like(table.time_axis.after(table.dates[-1], 2), table.date_reading).tolist() == [220, 222]
+    with pytest.raises(DataError, match="are 5000 apart; number the steps"):
+        read_table(write(tmp_path, "far.csv", frame.assign(idx=np.arange(60) * 5000)), Reading(date_col="idx"))
+    with pytest.raises(ConfigError, match="numbered steps and no clock"):
+        resolve_step_parameters("klcycle", {"cycle_len": "1D"}, table.time_axis.step)
+
+
+def test_numbered_rows_train_forecast_and_backtest_by_step_number(tmp_path):
+    """The whole path on a file of numbers only: the cycle comes from the spectrum (period 16 here), the
+    forecast continues the step numbers, a backtest starts at a step number."""
+    path = write(tmp_path, "plain.csv", pd.DataFrame({"y": seasonal(800, 16)}))
+    trained = runner.invoke(
+        app, ["train", "--data", str(path), "--pred-len", "24", "--out", str(tmp_path / "r"), *FAST]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "taken in order as evenly spaced steps" in trained.stderr
+    (run,) = (tmp_path / "r").glob("klcycle_*")
+    from specmem_cli.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "checkpoint.pt").model_params["cycle_len"] == 16
+    output = tmp_path / "next.csv"
+    result = runner.invoke(app, ["forecast", str(run), "--input", str(path), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(output)
+    assert list(written.columns) == ["step", "y"] and written["step"].tolist() == list(range(800, 824))
+    backtest = tmp_path / "bt.csv"
+    args = ["forecast", str(run), "--input", str(path), "--output", str(backtest), "--start", "700", "--rolling", "24"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert pd.read_csv(backtest)["step"].iloc[0] == 700 and "y_actual" in pd.read_csv(backtest).columns
+    wrong = runner.invoke(app, [*args[:-4], "--start", "2020-01-01", "--overwrite"])
+    assert wrong.exit_code == 1 and "is not a step number" in wrong.stderr
 
 
 def test_separators_and_decimal_commas_are_detected(tmp_path):

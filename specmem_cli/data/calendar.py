@@ -15,6 +15,12 @@ import pandas as pd
 import torch
 
 MEAN_MONTH = pd.Timedelta(days=365.2425 / 12)
+# A file without a clock (numbered steps, or rows in order) is held as nanoseconds from 1970, step number n
+# at n ns: a spacing no real clock has (under a microsecond), so the axis knows it counts steps and has no
+# day, week or year.
+COUNTED_STEP = pd.Timedelta(1, unit="ns")
+COUNTED_ORIGIN = pd.Timestamp(0)
+MAX_COUNTED_SPACING = 999  # step numbers further apart would read as a microsecond clock
 _MONTH_STEPS = {1: (27.5, 31.5), 3: (88.0, 93.0), 6: (180.0, 185.0), 12: (364.0, 367.0)}  # months: days per step
 _NAMED = {
     pd.Timedelta(minutes=1): "minutely",
@@ -83,8 +89,15 @@ class TimeAxis:
         jumps = np.diff(self.positions(dates).numpy())
         return [(dates[i], int(jumps[i]) - 1) for i in np.nonzero(jumps > 1)[0]]
 
+    @property
+    def counted(self) -> bool:
+        """Numbered steps without a clock (see :data:`COUNTED_STEP`)."""
+        return counted(self.step) and not self.months and not self.business_days
+
     def describe(self) -> str:
-        """The step in words: 'hourly', '15-minute', 'monthly', 'business-daily'."""
+        """The step in words: 'hourly', '15-minute', 'monthly', 'business-daily', 'numbered'."""
+        if self.counted:
+            return "numbered"
         if self.months:
             return _MONTH_NAMES[self.months]
         if self.business_days:
@@ -117,6 +130,11 @@ class TimeAxis:
             int(state.get("months", 0)),
             bool(state.get("business_days", False)),
         )
+
+
+def counted(step: pd.Timedelta) -> bool:
+    """Whether a clock's step is that of numbered steps (see :data:`COUNTED_STEP`), not of time."""
+    return step <= MAX_COUNTED_SPACING * COUNTED_STEP
 
 
 def _business_days(dates: pd.DatetimeIndex) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from specmem_cli.data.calendar import COUNTED_ORIGIN, COUNTED_STEP, MAX_COUNTED_SPACING
 from specmem_cli.errors import DataError
 
 _SAMPLE = 64  # values tried before a whole column is parsed
@@ -39,6 +40,8 @@ class ParsedDates:
 
 INTEGER_READINGS = {"years": "%Y", "YYYYMMDD integers": "%Y%m%d", "YYYYMM integers": "%Y%m"}
 UNIX_READINGS = {"Unix seconds": "s", "Unix milliseconds": "ms"}
+STEP_READINGS = ("step numbers", "row order")  # no clock: numbered steps (a named column) or the rows themselves
+ROW_ORDER_COLUMN = "step"  # the step column a forecast of a file without one is written with
 
 
 def written_like(dates: pd.DatetimeIndex, reading: str | None) -> pd.Index:
@@ -49,12 +52,19 @@ def written_like(dates: pd.DatetimeIndex, reading: str | None) -> pd.Index:
     if reading in UNIX_READINGS:
         since_1970 = (dates - pd.Timestamp(0)) // pd.Timedelta(1, unit=UNIX_READINGS[reading])
         return pd.Index(np.asarray(since_1970, dtype=np.int64), name=dates.name)
+    if reading in STEP_READINGS:
+        return pd.Index(np.asarray((dates - COUNTED_ORIGIN) // COUNTED_STEP, dtype=np.int64), name=dates.name)
     return dates
 
 
+def counted_steps(steps: np.ndarray) -> pd.DatetimeIndex:
+    """Step numbers held on the counted axis (:data:`~specmem_cli.data.calendar.COUNTED_STEP`)."""
+    return pd.DatetimeIndex(COUNTED_ORIGIN + pd.to_timedelta(np.asarray(steps, dtype=np.int64), unit="ns"))
+
+
 NO_CLOCK_FIX = (
-    "add a date column (specmem needs a clock: for evenly spaced rows without one, any regular dates will do, "
-    "e.g. one day a row from 2000-01-01)"
+    "name a column of rising step numbers with --date-col (a file of numbers only, none rising on every row, is "
+    "read in row order)"
 )
 
 
@@ -66,6 +76,15 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
                 f"{source}: no column named '{date_col}' (columns: {', '.join(map(str, frame.columns))}); fix --date-col"
             )
         parsed = parse_date_column(frame[date_col], accept_years=True, accept_unix=True)
+        if parsed is None and _integer_coded(frame[date_col]) and _sorted(frame[date_col]):
+            steps = frame[date_col].to_numpy(np.int64)  # named as the clock, rising whole numbers: step numbers
+            spacing = np.diff(steps)
+            if spacing.size and np.median(spacing) > MAX_COUNTED_SPACING:
+                raise DataError(
+                    f"{source}: step numbers in '{date_col}' are {int(np.median(spacing))} apart; number the steps "
+                    f"1, 2, 3 (or at most {MAX_COUNTED_SPACING} apart)"
+                )
+            return ParsedDates(str(date_col), counted_steps(steps), None, "step numbers")
         if parsed is None:
             _report_unparseable(frame[date_col], source, date_col)
         return ParsedDates(str(date_col), *parsed)
@@ -90,6 +109,12 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
                 parsed = pd.to_datetime(frame[column].astype(str), errors="coerce", format="mixed")
             if parsed.notna().mean() >= 0.5:
                 _report_unparseable(frame[column], source, str(column))
+    if all(pd.api.types.is_numeric_dtype(frame[column]) for column in frame.columns) and not any(
+        _rising_numbers(frame[column]) for column in frame.columns
+    ):
+        # numbers only, none of them a clock that did not read (a text column, or rising whole numbers that
+        # skip, could be one): evenly spaced rows without a clock
+        return ParsedDates(ROW_ORDER_COLUMN, counted_steps(np.arange(len(frame))), None, "row order")
     raise DataError(
         f"{source}: no column reads as dates (ISO text, 'Jan 1 2000', YYYYMMDD or year integers, "
         f"or Unix seconds in a column named like a clock); name the clock column with --date-col, or {NO_CLOCK_FIX}"
@@ -211,6 +236,15 @@ def _unix_dates(values: np.ndarray) -> tuple[pd.DatetimeIndex, str | None, str] 
     return None
 
 
+def _rising_numbers(column: pd.Series) -> bool:
+    """Whole numbers that rise on every row by more than one somewhere: Unix seconds or step numbers, not a
+    row counter (0, 1, 2, ...) nor a measurement."""
+    if not _integer_coded(column) or len(column) < 3:
+        return False
+    steps = np.diff(column.to_numpy(dtype=np.float64))
+    return bool((steps > 0).all() and (steps != 1).any())
+
+
 def _sorted(column: pd.Series) -> bool:
     """A sorted integer column may be a clock (years); an unsorted one of values 1000-2999 is data."""
     return bool(np.all(np.diff(column.to_numpy(dtype=np.float64)) >= 0))
@@ -238,9 +272,8 @@ def _report_unparseable(column: pd.Series, source: str, name: str) -> None:
     row = int(bad[0]) if bad.size else 0
     if _integer_coded(column) and bad.size == len(column):
         raise DataError(
-            f"{source}: date column '{name}' holds whole numbers that are not dates (first '{column.iloc[0]}'): "
-            f"whole numbers are read as years, YYYYMMDD or Unix seconds, and a step counter is no clock; "
-            f"{NO_CLOCK_FIX}"
+            f"{source}: date column '{name}' holds whole numbers that are neither dates nor rising step numbers "
+            f"(first '{column.iloc[0]}'); sort the file by it, or choose another column with --date-col"
         )
     raise DataError(
         f"{source}: date column '{name}' has {max(bad.size, 1)} value(s) that are not dates, first "

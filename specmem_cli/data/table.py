@@ -164,14 +164,14 @@ def table_from_frame(
 ) -> SeriesTable:
     """Validate an in-memory frame exactly as :func:`read_table` validates a file."""
     reading = reading or Reading()
-    if frame.shape[0] < 2 or frame.shape[1] < 2:
+    if frame.shape[0] < 2 or frame.shape[1] < 1:
         raise DataError(
-            f"{source}: needs a header row, a date column, at least one numeric column and at least two rows "
-            f"(found {frame.shape[1]} column(s), {frame.shape[0]} row(s))"
+            f"{source}: needs a header row, at least one numeric column (and a date column, unless the rows are "
+            f"evenly spaced steps) and at least two rows (found {frame.shape[1]} column(s), {frame.shape[0]} row(s))"
         )
     frame = frame.rename(columns=str)
     parsed = find_dates(frame, source, reading.date_col)
-    rest = frame.drop(columns=[parsed.column])
+    rest = frame.drop(columns=[parsed.column]) if parsed.column in frame.columns else frame
     id_column = _long_format_id(rest, parsed.dates, source, reading)
     if id_column is not None:
         dates, values, columns, layout = _pivot(rest, parsed.dates, id_column, source, reading)
@@ -190,16 +190,34 @@ def table_from_frame(
     if not allow_missing:
         values = _check_finite(values, columns, source, reading.fill)
     axis = TimeAxis.of(dates)
-    log.info(
-        "note: %s: dates from column '%s' (%s, %s steps%s); %d rows x %d series",
-        source,
-        parsed.column,
-        parsed.reading,
-        axis.describe(),
-        f", time zone {parsed.timezone}, held in UTC" if parsed.timezone else "",
-        len(dates),
-        len(columns),
-    )
+    if parsed.reading == "row order":
+        log.info(
+            "note: %s: no date column: the %d rows are taken in order as evenly spaced steps (forecasts are "
+            "numbered in a '%s' column; --date-col names a column of step numbers); %d series",
+            source,
+            len(dates),
+            parsed.column,
+            len(columns),
+        )
+    elif axis.counted:
+        log.info(
+            "note: %s: steps numbered by column '%s' (no clock); %d rows x %d series",
+            source,
+            parsed.column,
+            len(dates),
+            len(columns),
+        )
+    else:
+        log.info(
+            "note: %s: dates from column '%s' (%s, %s steps%s); %d rows x %d series",
+            source,
+            parsed.column,
+            parsed.reading,
+            axis.describe(),
+            f", time zone {parsed.timezone}, held in UTC" if parsed.timezone else "",
+            len(dates),
+            len(columns),
+        )
     return SeriesTable(
         dates, values, columns, parsed.column, source, parsed.timezone, layout, None, reading, parsed.reading
     )

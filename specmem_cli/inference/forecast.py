@@ -17,7 +17,7 @@ import torch
 
 from specmem_cli.checkpoint import LoadedRun, atomic_write, load_run
 from specmem_cli.data.calendar import TimeAxis
-from specmem_cli.data.dates import written_like
+from specmem_cli.data.dates import STEP_READINGS, counted_steps, written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
 from specmem_cli.intervals import check_levels, input_spread, level_name
@@ -223,6 +223,14 @@ def _in_zone(dates: pd.DatetimeIndex, timezone: str | None) -> pd.DatetimeIndex:
 
 
 def _origin_row(table: SeriesTable, start: str) -> int:
+    if table.date_reading in STEP_READINGS:  # a file without a clock: --start is a step number
+        if not start.strip().lstrip("-").isdigit():
+            raise DataError(f"--start '{start}' is not a step number; {table.source} numbers its rows, give one")
+        timestamp = counted_steps(np.array([int(start)]))[0]
+        row = int(table.dates.searchsorted(timestamp))
+        if row >= table.n_rows or table.dates[row] != timestamp:
+            raise DataError(f"--start {start} is not a step of {table.source}; give one of its step numbers")
+        return row
     try:
         timestamp = pd.Timestamp(start)
     except ValueError:

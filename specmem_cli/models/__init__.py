@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from specmem_cli.data.calendar import counted
 from specmem_cli.data.seasonality import detect_cycle
 from specmem_cli.errors import ConfigError
 from specmem_cli.models.autoformer import Autoformer
@@ -113,8 +114,13 @@ def resolve_step_parameters(
         if value == "auto" and key in declared:
             if training is None:
                 raise ConfigError(f"model.{key}: 'auto' is chosen from training data; give a number of steps here")
-            resolved[key] = detect_cycle(*training, time_step)
+            resolved[key] = detect_cycle(*training, None if counted(time_step) else time_step)
             continue
+        if counted(time_step):
+            raise ConfigError(
+                f"model.{key}: '{value}' is a duration, but this data has numbered steps and no clock; "
+                "give a whole number of steps"
+            )
         try:
             steps = pd.Timedelta(value) / time_step
         except ValueError:

@@ -401,7 +401,8 @@ def _checkpoint(
         columns=list(data.columns),
         table_columns=list(data.table.columns),
         output_columns=list(data.output_columns),
-        date_column=data.table.date_column,
+        # rows taken in order have no clock column to look for in a forecast's input: it is read the same way
+        date_column=None if data.table.date_reading == "row order" else data.table.date_column,
         reading=asdict(data.table.reading),
         layout=data.table.layout.to_state() if data.table.layout else None,
         time_axis=data.time_axis.to_state(),
