@@ -349,6 +349,8 @@ def load_config(path_or_preset: str | Path | None = None) -> ExperimentConfig:
     raw = read_yaml(path)
     if not raw:
         raise ConfigError(f"{path} is empty; give a config with at least a model (see configs/default.yaml)")
+    if isinstance(raw, dict):  # a misspelt section ('modle:') is named before its absence is
+        _reject_unknown(raw, {f.name for f in dataclasses.fields(ExperimentConfig)}, str(path), prefix="")
     if isinstance(raw, dict) and not isinstance(raw.get("model"), dict):
         raise ConfigError(
             f"{path}: no 'model' section naming the model (e.g. model: {{name: klcycle}}); see configs/default.yaml"

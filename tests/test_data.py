@@ -118,6 +118,16 @@ def test_bad_csv_is_one_line_error(tmp_path, content, fragment):
     assert fragment in message and "\n" not in message
 
 
+def test_a_row_repeated_whole_is_kept_with_a_note(tmp_path, caplog):
+    content = GOOD_HEADER + "2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n2020-01-01 01:00,2,3\n2020-01-01 02:00,4,5\n"
+    with caplog.at_level("INFO", logger="specmem_cli"):
+        table = read_table(_write(tmp_path, content))
+    assert (
+        table.n_rows == 4
+        and "1 row(s) repeated whole (same time, same values; first at 2020-01-01 01:00:00)" in caplog.text
+    )
+
+
 def test_missing_file_and_unknown_target(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_table(tmp_path / "absent.csv")

@@ -259,6 +259,10 @@ def test_long_format_with_several_values_and_a_named_id(tmp_path):
     assert read_table(write(tmp_path, "ag2.csv", frame), Reading(value_cols=["target"])).columns == ["a", "b"]
     with pytest.raises(DataError, match=r"no column named 'sku'.*--id-col"):
         read_table(write(tmp_path, "ag3.csv", frame), Reading(id_col="sku"))
+    date_column = read_table(write(tmp_path, "ag4.csv", frame)).date_column
+    for reading in (Reading(id_col=date_column), Reading(value_cols=[date_column])):
+        with pytest.raises(DataError, match=rf"'{date_column}' is the date column; --(id|value)-col names"):
+            read_table(tmp_path / "ag4.csv", reading)
 
 
 def test_calendar_clocks_count_months_and_business_days():
@@ -463,6 +467,9 @@ def test_config_mistakes_are_named(tmp_path):
     modelless.write_text("train:\n  epochs: 2\n")
     result = runner.invoke(app, ["train", "--config", str(modelless)])
     assert result.exit_code == 1 and "no 'model' section" in result.stderr
+    modelless.write_text("modle:\n  name: klcycle\n")  # misspelt: named as such, not as missing
+    result = runner.invoke(app, ["train", "--config", str(modelless)])
+    assert result.exit_code == 1 and "unknown key 'modle'; did you mean 'model'?" in result.stderr
     result = runner.invoke(
         app, ["train", "--set", "model.temperature=hot", "--out", str(tmp_path / "r"), "--data", "synthetic"]
     )

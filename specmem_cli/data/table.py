@@ -172,6 +172,12 @@ def table_from_frame(
     frame = frame.rename(columns=str)
     parsed = find_dates(frame, source, reading.date_col)
     rest = frame.drop(columns=[parsed.column]) if parsed.column in frame.columns else frame
+    for option, named in (("--id-col", [reading.id_col]), ("--value-col", reading.value_cols or [])):
+        if parsed.column in named:
+            raise DataError(
+                f"{source}: '{parsed.column}' is the date column; {option} names "
+                + ("the column that tells the series apart" if option == "--id-col" else "the value column(s)")
+            )
     id_column = _long_format_id(rest, parsed.dates, source, reading)
     if id_column is not None:
         dates, values, columns, layout = _pivot(rest, parsed.dates, id_column, source, reading)
@@ -456,6 +462,14 @@ def _check_order(dates: pd.DatetimeIndex, values: np.ndarray, source: str) -> No
         raise DataError(
             f"{source}: duplicated timestamp {first} with different values; remove or aggregate the duplicate rows "
             "(several series stacked in one file? name their id column with --id-col)"
+        )
+    if repeated.size:
+        log.info(
+            "note: %s: %d row(s) repeated whole (same time, same values; first at %s) are kept, as the TSL "
+            "protocol counts them; remove them from the file if they are mistakes",
+            source,
+            repeated.size,
+            dates[repeated[0]],
         )
     if not dates.is_monotonic_increasing:  # repeated rows were adjacent: still non-decreasing
         steps = np.diff(dates.asi8)
