@@ -152,7 +152,7 @@ def test_same_seed_same_metrics_and_resume(tmp_path):
 
 def test_changed_settings_do_not_reuse_old_runs(tmp_path):
     run_sweep(tiny_config(), tmp_path)
-    with pytest.raises(SpecmemError, match="different settings"):
+    with pytest.raises(SpecmemError, match=r"different settings \(train\.lr [0-9.e-]+ -> 0\.002\); use another --out"):
         run_sweep(tiny_config(train={"lr": 0.002}), tmp_path)
 
 

@@ -87,18 +87,41 @@ def fingerprint(config: ExperimentConfig) -> str:
     return settings_identity(config.to_dict())
 
 
-def settings_identity(raw: dict[str, Any]) -> str:
-    """Identity of a run's settings (a config dict, as stored in its ``config.yaml``): what can change what its
-    numbers mean. Thread count, allocator and device change rounding only, so a sweep can resume with
-    other parallelism or hardware; a model parameter left out counts as its default (a preset need not
-    repeat defaults); keys specmem has removed are dropped, so runs trained before still match."""
+def meaningful_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings (a config dict, as stored in its ``config.yaml``) that can change what its numbers
+    mean. Thread count, allocator and device change rounding only, so a sweep can resume with other
+    parallelism or hardware; a model parameter left out counts as its default (a preset need not repeat
+    defaults); keys specmem has removed are dropped, so runs trained before still match."""
     config = config_from_dict(raw, stored=True)
     settings = config.to_dict()
     for key in ("threads", "reuse_freed_memory", "device"):
         settings["train"].pop(key)
     settings["model"] = {**hyper_parameters(config.model_name), **settings["model"]}
-    text = json.dumps(settings, sort_keys=True, default=str)
+    return settings
+
+
+def settings_identity(raw: dict[str, Any]) -> str:
+    """Identity of a run's :func:`meaningful_settings`."""
+    text = json.dumps(meaningful_settings(raw), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_changes(stored: dict[str, Any], wanted: dict[str, Any], shown: int = 4) -> str:
+    """The meaningful settings two config dicts differ in, as ``data.target None -> 'OT'`` (the first few)."""
+    before, after = meaningful_settings(stored), meaningful_settings(wanted)
+    changes = []
+    for section in sorted(set(before) | set(after)):
+        old, new = before.get(section), after.get(section)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += [
+                f"{section}.{key} {old.get(key)!r} -> {new.get(key)!r}"
+                for key in sorted(set(old) | set(new), key=str)
+                if old.get(key) != new.get(key)
+            ]
+        elif old != new:
+            changes.append(f"{section} {old!r} -> {new!r}")
+    more = f" and {len(changes) - shown} more" if len(changes) > shown else ""
+    return ", ".join(changes[:shown]) + more
 
 
 def train_run(

@@ -19,7 +19,7 @@ from specmem_cli.data.splits import Windows, infer_split_scheme, resolve_target,
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.models import build_model, open_choices, resolve_step_parameters
 from specmem_cli.training import parallel
-from specmem_cli.training.run import RunRecord, fingerprint, settings_identity, train_run
+from specmem_cli.training.run import RunRecord, fingerprint, settings_changes, settings_identity, train_run
 from specmem_cli.training.trainer import Reporter, training_device
 
 log = logging.getLogger("specmem_cli.training")
@@ -169,9 +169,11 @@ def finished_record(run_dir: Path, config: ExperimentConfig, data_sha256: str | 
     if not metrics_path.is_file() or not settings_path.is_file():
         return None
     stored = json.loads(metrics_path.read_text())
-    if settings_identity(parse_yaml(settings_path.read_text())) != fingerprint(config):
+    stored_settings = parse_yaml(settings_path.read_text())
+    if settings_identity(stored_settings) != fingerprint(config):
         raise SpecmemError(
-            f"{run_dir} holds a finished run with different settings; use another --out or delete that directory"
+            f"{run_dir} holds a finished run with different settings ({settings_changes(stored_settings, config.to_dict())}); "
+            "use another --out or delete that directory"
         )
     trained_on = stored.get("data_sha256")
     if trained_on and data_sha256 and trained_on != data_sha256:
