@@ -201,6 +201,14 @@ def test_thousands_separators_are_read_as_numbers(tmp_path):
     table = read_table(european)
     assert table.columns == ["Menge", "x"]
     assert table.values[:, 0].tolist() == [30531.25, 999.5, 1_000_000, -2000.75, 7, 12.25]
+    # the file's decimal mark decides: dots after a leading 0 never group thousands, so a column of dot
+    # decimals beside decimal commas stays what it says
+    dotted = tmp_path / "d.csv"
+    small = ["0.125", "1.500", "2.750", "0.5", "3", "4.25"]
+    dotted.write_text(
+        "Datum;Menge;x\n" + "".join(f"{d};{v};{i},5\n" for i, (d, v) in enumerate(zip(days, small, strict=True)))
+    )
+    assert read_table(dotted).values[:, 0].tolist() == [0.125, 1.5, 2.75, 0.5, 3, 4.25]
     # a comma that is not a thousands separator keeps the column text (left out with its note)
     odd = pd.DataFrame({"Date": days, "code": ["1,2", "3,4"] * 3, "x": np.arange(6.0)})
     assert read_table(write(tmp_path, "odd.csv", odd)).columns == ["x"]

@@ -29,8 +29,8 @@ from specmem_cli.errors import DataError
 FILL_METHODS = ("ffill", "interpolate")
 SEPARATORS = (",", ";", "\t", "|")
 _DECIMAL_COMMA = re.compile(r"(^|[;\t|])\s*-?\d+,\d+\s*($|[;\t|])", re.MULTILINE)
-_GROUPED_NUMBER = r"[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"
-_GROUPED_DECIMAL_COMMA = r"[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?"  # "30.531,00": dots group, a comma decimals
+_GROUPED_NUMBER = r"[-+]?([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?"  # "12,345.6": commas group (never "0,125")
+_GROUPED_DECIMAL_COMMA = r"[-+]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,\d+)?"  # "30.531,00": dots group, a comma decimals
 log = logging.getLogger("specmem_cli.data")
 
 
@@ -139,7 +139,9 @@ def parse_csv(raw: bytes, source: str) -> pd.DataFrame:
     if repeated is not None:  # pandas would rename the second 'x.1' and both would be trained on, unnoticed
         raise DataError(f"{source}: the header names column '{repeated}' twice; give each column its own name")
     try:
-        return pd.read_csv(io.StringIO(text), sep=separator, decimal=decimal)
+        frame = pd.read_csv(io.StringIO(text), sep=separator, decimal=decimal)
+        frame.attrs["decimal"] = decimal  # how quoted numbers with group separators are to be read
+        return frame
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
@@ -241,7 +243,8 @@ def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str], guessin
                 f"{source}: no column named '{name}' (columns: {', '.join(frame.columns)}); fix --value-col"
             )
         column = frame[name]
-        converted = column if pd.api.types.is_numeric_dtype(column) else _to_numbers(column)
+        decimal = frame.attrs.get("decimal", ".")
+        converted = column if pd.api.types.is_numeric_dtype(column) else _to_numbers(column, decimal)
         if pd.api.types.is_bool_dtype(column):
             converted = column.astype(np.float64)
         bad = converted.isna() & column.notna()
@@ -273,16 +276,18 @@ def _numeric_columns(frame: pd.DataFrame, source: str, names: list[str], guessin
     return pd.DataFrame(kept, index=frame.index)
 
 
-def _to_numbers(column: pd.Series) -> pd.Series:
-    """Numbers from text cells, reading thousands separators ("12,345.6", as spreadsheets export
-    them quoted, or "12.345,6" where the comma is the decimal mark) where every number in the column
-    is written that way or plainly."""
+def _to_numbers(column: pd.Series, decimal: str = ".") -> pd.Series:
+    """Numbers from text cells, reading thousands separators where every number in the column is written
+    with them or plainly: "12,345.6" (as spreadsheets export them quoted) in a file with decimal points,
+    "12.345,6" in one whose decimal mark is the comma (the file's mark decides: "1.500" is 1.5 in the one
+    and 1500 in the other)."""
     text = column.astype("string").str.strip()
     present = text.dropna()
-    if present.str.fullmatch(_GROUPED_NUMBER).all() and text.str.contains(",", regex=False).any():
-        text = text.str.replace(",", "", regex=False)
-    elif present.str.fullmatch(_GROUPED_DECIMAL_COMMA).all() and text.str.contains(".", regex=False).any():
-        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    grouping, grouped = (_GROUPED_DECIMAL_COMMA, ".") if decimal == "," else (_GROUPED_NUMBER, ",")
+    if present.str.fullmatch(grouping).all() and text.str.contains(grouped, regex=False).any():
+        text = text.str.replace(grouped, "", regex=False)
+        if decimal == ",":
+            text = text.str.replace(",", ".", regex=False)
     return pd.to_numeric(text, errors="coerce")
 
 
