@@ -95,6 +95,16 @@ def test_a_file_without_a_clock_counts_its_rows_or_its_step_numbers(tmp_path):
     assert written_like(table.dates, table.date_reading).tolist() == list(range(60))
     assert table.time_axis.positions(table.dates).tolist() == list(range(60))
     one = read_table(write(tmp_path, "one.csv", frame[["y"]]))  # a single column is a file too
+    # a clock that did not read is never taken for a series: float Unix seconds, Excel serial days, a clock's
+    # name, YYYYMMDD numbers with one out of order
+    for clock in (
+        {"t0": 1_700_000_000.5 + 3600.0 * np.arange(60)},
+        {"serial": 44197 + np.arange(60) / 24},
+        {"date": np.where(np.arange(60) == 5, np.nan, np.arange(60.0))},
+        {"yyyymmdd": np.r_[20200101 + np.arange(30), 20200105, 20200201 + np.arange(29)]},
+    ):
+        with pytest.raises(DataError, match=r"no column reads as dates|duplicated timestamp"):
+            read_table(write(tmp_path, "clock.csv", pd.DataFrame({**clock, "y": seasonal(60, 8)})))
     assert one.columns == ["y"] and one.n_rows == 60
     stepped = frame.assign(idx=np.arange(60) * 2 + 100)
     table = read_table(write(tmp_path, "stepped.csv", stepped), Reading(date_col="idx"))

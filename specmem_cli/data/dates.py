@@ -109,11 +109,8 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
                 parsed = pd.to_datetime(frame[column].astype(str), errors="coerce", format="mixed")
             if parsed.notna().mean() >= 0.5:
                 _report_unparseable(frame[column], source, str(column))
-    if all(pd.api.types.is_numeric_dtype(frame[column]) for column in frame.columns) and not any(
-        _rising_numbers(frame[column]) for column in frame.columns
-    ):
-        # numbers only, none of them a clock that did not read (a text column, or rising whole numbers that
-        # skip, could be one): evenly spaced rows without a clock
+    if not any(_could_be_a_clock(frame[column], str(column)) for column in frame.columns):
+        # numbers only, none of them a clock that did not read: evenly spaced rows without a clock
         return ParsedDates(ROW_ORDER_COLUMN, counted_steps(np.arange(len(frame))), None, "row order")
     raise DataError(
         f"{source}: no column reads as dates (ISO text, 'Jan 1 2000', YYYYMMDD or year integers, "
@@ -236,13 +233,20 @@ def _unix_dates(values: np.ndarray) -> tuple[pd.DatetimeIndex, str | None, str] 
     return None
 
 
-def _rising_numbers(column: pd.Series) -> bool:
-    """Whole numbers that rise on every row by more than one somewhere: Unix seconds or step numbers, not a
-    row counter (0, 1, 2, ...) nor a measurement."""
-    if not _integer_coded(column) or len(column) < 3:
-        return False
-    steps = np.diff(column.to_numpy(dtype=np.float64))
-    return bool((steps > 0).all() and (steps != 1).any())
+def _could_be_a_clock(column: pd.Series, name: str) -> bool:
+    """Whether a column that did not read as dates may still be the file's clock, so that reading the rows in
+    order would train on it as a series: text, a clock's name, numbers that rise on every row (Unix seconds
+    with fractions, Excel serial days; a row counter 0, 1, 2, ... excepted), or whole numbers most of which
+    read as dates (YYYYMMDD with a typo)."""
+    if not pd.api.types.is_numeric_dtype(column) or _names_a_clock(name):
+        return True
+    values = column.to_numpy(dtype=np.float64)
+    steps = np.diff(values)
+    if len(values) >= 3 and np.all(np.isfinite(values)) and (steps > 0).all() and (steps != 1).any():
+        return True
+    whole = values[np.isfinite(values) & (values == np.round(values))]
+    dated = ((whole >= 10000101) & (whole <= 29991231)) | ((whole >= _UNIX_SECONDS[0]) & (whole <= _UNIX_SECONDS[1]))
+    return bool(len(values) and dated.sum() >= 0.5 * len(values))
 
 
 def _sorted(column: pd.Series) -> bool:
