@@ -32,6 +32,7 @@ from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, load
 from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.errors import CheckpointError, SpecmemError
+from specmem_cli.files import NEW_FILE_MODE
 from specmem_cli.intervals import IntervalCalibration, IntervalError
 from specmem_cli.memory import prepare_for_evaluation
 from specmem_cli.models import build_model
@@ -86,15 +87,6 @@ def _kinds(hint: Any) -> tuple[type, ...]:
 _KINDS = {name: _kinds(hint) for name, hint in typing.get_type_hints(RunCheckpoint).items()}
 
 
-def _process_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _process_umask()  # read once: os.umask can only be read by setting it
-
-
 def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(temp_path)`` then rename over ``path``: readers see the old file or the new one.
 
@@ -116,7 +108,7 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
     os.close(handle)
     try:
-        mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_UMASK
+        mode = path.stat().st_mode & 0o7777 if path.is_file() else NEW_FILE_MODE
         write(Path(temp_name))
         os.chmod(temp_name, mode)
         os.replace(temp_name, path)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from specmem_cli.cli import app
+from specmem_cli.files import NEW_FILE_MODE
 from tests.conftest import ETTH1
 
 runner = CliRunner()
@@ -56,6 +57,26 @@ def test_existing_corrupt_copy_is_replaced(http_server, tmp_path):
     result = download("ETTh1", "--dir", str(cache), "--mirror", base)
     assert result.exit_code == 0 and served == ["/ETTh1.csv"]
     assert (cache / "ETTh1.csv").read_bytes() == ETTH1.read_bytes()
+
+
+def test_a_failed_download_never_costs_the_file_already_there(http_server, tmp_path):
+    """--force or an unverified copy is replaced only by a verified download: a 404, a corrupt file or the
+    data directory given as its own mirror leave what was there, and nothing staged behind."""
+    base, root, _ = http_server
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(ETTH1, cache / "ETTh1.csv")
+    assert download("ETTh1", "--dir", str(cache), "--mirror", base, "--force").exit_code == 1  # 404
+    (root / "ETTh1.csv").write_text("date,x\n2020-01-01,1\n")
+    corrupt = download("ETTh1", "--dir", str(cache), "--mirror", base, "--force")
+    assert corrupt.exit_code == 1 and f"checksum mismatch for {base}/ETTh1.csv" in corrupt.stderr
+    itself = download("ETTh1", "--dir", str(cache), "--mirror", str(cache), "--force")
+    assert itself.exit_code == 0, itself.output
+    edited = cache / "ETTh1.csv"
+    assert edited.read_bytes() == ETTH1.read_bytes() and edited.stat().st_mode & 0o777 == NEW_FILE_MODE
+    edited.write_text("my own edits\n")
+    assert download("ETTh1", "--dir", str(cache), "--mirror", base).exit_code == 1
+    assert edited.read_text() == "my own edits\n" and [p.name for p in cache.iterdir()] == ["ETTh1.csv"]
 
 
 def test_mirror_as_local_directory(tmp_path):

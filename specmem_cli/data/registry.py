@@ -22,6 +22,7 @@ import requests
 
 from specmem_cli.data.synthetic import SYNTHETIC_NAME
 from specmem_cli.errors import DataError
+from specmem_cli.files import NEW_FILE_MODE
 
 DATA_DIR_ENV = "SPECMEM_DATA_DIR"
 _ETT_BASE = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/"
@@ -233,16 +234,23 @@ def download(
         raise DataError(f"--mirror {mirror}: a {scheme.group(1)} URL; give an http(s) URL or a local directory")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / spec.filename
-    if target.exists() and (force or not is_verified(spec, target)):
-        target.unlink()
-    if target.exists():
+    if target.exists() and not force and is_verified(spec, target):
         return target, False
-    if mirror and not scheme:
-        _copy_from_directory(spec, Path(mirror), target)
-    else:
-        url = f"{mirror.rstrip('/')}/{spec.filename}" if mirror else spec.url
-        _fetch(url, target, progressbar)
-    _verify_or_remove(spec, target, source=target)
+    # fetched beside the target and moved over it only once verified: a failed or corrupt download never
+    # costs the file that was there (a mirror directory may even be the data directory itself)
+    staged = directory / f".{spec.filename}.download"
+    staged.unlink(missing_ok=True)
+    try:
+        if mirror and not scheme:
+            _copy_from_directory(spec, Path(mirror), staged)
+        else:
+            url = f"{mirror.rstrip('/')}/{spec.filename}" if mirror else spec.url
+            _fetch(url, staged, progressbar)
+            _verify_or_remove(spec, staged, source=url)
+        os.chmod(staged, NEW_FILE_MODE)
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
     return target, True
 
 
@@ -276,7 +284,7 @@ def _copy_from_directory(spec: DatasetSpec, mirror: Path, target: Path) -> None:
     os.replace(temp_path, target)
 
 
-def _verify_or_remove(spec: DatasetSpec, path: Path, source: Path, remove: bool = True) -> None:
+def _verify_or_remove(spec: DatasetSpec, path: Path, source: Path | str, remove: bool = True) -> None:
     verified, actual = matches(spec, path)
     if not verified:
         if remove:
