@@ -235,7 +235,7 @@ class LoadedRun:
         if source is None and self.checkpoint.data_path and not Path(self.checkpoint.data_path).exists():
             raise SpecmemError(
                 f"{self.checkpoint.data_path}: the file {self.path} was trained on is no longer there; put it back, "
-                "or give its new place (evaluate --data FILE)"
+                "or give its new place (--data FILE)"
             )
         data = load_data(updated(self.config, data={"name": name}), self.spec.pred_len)
         fix = "give the file it was trained on" if source is not None else "put back the file it was trained on"

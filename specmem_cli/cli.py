@@ -424,7 +424,7 @@ def evaluate(
 ) -> None:
     """Recompute metrics from checkpoints alone; prints the same table as `train`."""
     from specmem_cli.checkpoint import find_runs
-    from specmem_cli.render import results_table, sanity_table, stderr
+    from specmem_cli.render import sanity_table, stderr
     from specmem_cli.training.run import evaluate_run
     from specmem_cli.training.sanity import sanity_checks
     from specmem_cli.training.summary import summary_by_data_set
@@ -432,7 +432,7 @@ def evaluate(
     split = split.value
     runs = find_runs(path)
     records = [evaluate_run(run, split, quantiles, data) for run in runs]
-    stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, {split} split"))
+    _print_by_model_and_data(records, f"{split} split")
     checks = {}
     if sanity:
         for run in runs:
@@ -454,6 +454,13 @@ def calibrate(
     path: Annotated[
         Path, typer.Argument(help="A run directory, a checkpoint file, or a sweep directory holding runs.")
     ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The CSV the runs were trained on, where it has moved since (its content must be the same).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON on stdout.")] = False,
 ) -> None:
     """(Re)calibrate forecast intervals of finished runs on their training file's validation split.
@@ -463,17 +470,32 @@ def calibrate(
     checkpoint is rewritten atomically and the table shows the test split's interval scores.
     """
     from specmem_cli.checkpoint import find_runs, load_checkpoint
-    from specmem_cli.render import results_table, stderr
     from specmem_cli.training.run import calibrate_run
     from specmem_cli.training.summary import summary_by_data_set
 
     runs = find_runs(path)
     for run in runs:  # a damaged checkpoint stops the command before any checkpoint of the sweep is rewritten
         load_checkpoint(run)
-    records = [calibrate_run(run) for run in runs]
-    stderr.print(results_table(records, f"{records[0].model} on {records[0].dataset}, calibrated; test split"))
+    records = [calibrate_run(run, data) for run in runs]
+    _print_by_model_and_data(records, "calibrated; test split")
     if as_json:
         _emit_json({"runs": [r.to_dict() for r in records], "summary": summary_by_data_set(records)})
+
+
+def _print_by_model_and_data(records: list, what: str) -> None:
+    """One table per model and data set, as `train` prints them (a sweep directory may hold several), and
+    the model x data set summary where there are several."""
+    from specmem_cli.render import comparison_table, results_table, stderr, suite_table
+
+    groups: dict[tuple[str, str], list] = {}
+    for record in records:
+        groups.setdefault((record.model, record.dataset), []).append(record)
+    for (model, dataset), group in groups.items():
+        stderr.print(results_table(group, f"{model} on {dataset}, {what}"))
+    if len({dataset for _, dataset in groups}) > 1:
+        stderr.print(suite_table(groups))
+    elif len(groups) > 1:
+        stderr.print(comparison_table({model: group for (model, _), group in groups.items()}))
 
 
 @app.command(name="import-published")

@@ -660,3 +660,17 @@ def test_evaluate_finds_a_moved_training_file_with_data(tmp_path):
     other = write(tmp_path, "other.csv", pd.DataFrame({"date": stamps, "y": seasonal(400, 7, seed=3)}))
     wrong = runner.invoke(app, ["evaluate", str(run), "--data", str(other)])
     assert wrong.exit_code == 1 and "content hash differs" in wrong.stderr
+
+
+def test_evaluate_and_calibrate_print_one_table_per_model(tmp_path):
+    """A sweep directory of two models is two tables and their comparison, never one table of both."""
+    stamps = pd.date_range("2020-01-01", periods=400, freq="h").astype(str)
+    path = write(tmp_path, "two.csv", pd.DataFrame({"date": stamps, "y": seasonal(400, 24)}))
+    out = str(tmp_path / "r")
+    models = ["--model", "dlinear", "klcycle", "--pred-len", "24"]
+    assert runner.invoke(app, ["train", "--data", str(path), "--out", out, *models, *FAST]).exit_code == 0
+    for command in (["evaluate", out], ["calibrate", out]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+        assert "dlinear on two," in result.stderr and "klcycle on two," in result.stderr
+        assert "summary: test MSE" in result.stderr

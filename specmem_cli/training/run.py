@@ -472,12 +472,13 @@ def _record(run: LoadedRun, mse: float, mae: float, intervals: dict | None) -> R
     )
 
 
-def calibrate_run(path: Path) -> RunRecord:
+def calibrate_run(path: Path, source: Path | None = None) -> RunRecord:
     """Give a run saved before intervals existed (or recalibrate one) its interval calibration, from its
-    training file's validation split; the checkpoint is rewritten atomically (its weights untouched), and
-    a finished run's ``metrics.json`` gains the test split's interval scores. Returns the test record."""
+    training file's validation split (``source``: that file where it has moved); the checkpoint is rewritten
+    atomically (its weights untouched), and a finished run's ``metrics.json`` gains the test split's interval
+    scores. Returns the test record."""
     run = load_run(path)
-    data = run.data()
+    data = run.data(source)
     calibration = calibrate(run.model, data, run.config.train.batch_size)
     save_checkpoint(run.path, replace(run.checkpoint, intervals=calibration.to_state()))
     test, intervals = _score_test(run.model, data, run.config.train.batch_size, calibration)
