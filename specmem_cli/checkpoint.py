@@ -31,6 +31,7 @@ from specmem_cli import __version__
 from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, load_data, updated
 from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
+from specmem_cli.data.splits import infer_split_scheme
 from specmem_cli.errors import CheckpointError, SpecmemError
 from specmem_cli.files import NEW_FILE_MODE
 from specmem_cli.intervals import IntervalCalibration, IntervalError
@@ -237,7 +238,11 @@ class LoadedRun:
                 f"{self.checkpoint.data_path}: the file {self.path} was trained on is no longer there; put it back, "
                 "or give its new place (--data FILE)"
             )
-        data = load_data(updated(self.config, data={"name": name}), self.spec.pred_len)
+        trained_name = self.checkpoint.data_path or self.config.data.name
+        # the split as trained: a copy under another name (ETTh1_2016.csv) must not switch ETT's month borders
+        # for the 70/10/20 ratio
+        split = infer_split_scheme(trained_name) if self.config.data.split == "auto" else self.config.data.split
+        data = load_data(updated(self.config, data={"name": name, "split": split}), self.spec.pred_len)
         fix = "give the file it was trained on" if source is not None else "put back the file it was trained on"
         if data.columns != self.checkpoint.columns:  # first: another file, not a changed one
             raise SpecmemError(

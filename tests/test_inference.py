@@ -287,3 +287,14 @@ def test_output_may_not_be_the_input_or_contradict_its_format(frozen_run, tmp_pa
     assert not (tmp_path / "x.csv").exists()
     assert runner.invoke(app, [*args, str(tmp_path / "x.out"), "--format", "json"]).exit_code == 0
     assert runner.invoke(app, [*args, "/dev/null", "--format", "csv"]).exit_code == 0  # a device needs no --overwrite
+
+
+def test_evaluate_data_keeps_the_split_a_renamed_copy_would_change(frozen_run, tmp_path):
+    """ETTh1 under another name would get the 70/10/20 split instead of ETT's month borders: --data scores
+    the run on the split it trained with."""
+    copy = tmp_path / "ETTh1_2016.csv"
+    copy.write_bytes(ETTH1.read_bytes())
+    original = runner.invoke(app, ["evaluate", frozen_run, "--json"])
+    moved = runner.invoke(app, ["evaluate", frozen_run, "--json", "--data", str(copy)])
+    assert moved.exit_code == 0, moved.output
+    assert json.loads(moved.stdout)["runs"][0]["mse"] == json.loads(original.stdout)["runs"][0]["mse"]
