@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import os
 import shutil
+import sys
 import tempfile
 import types
 import typing
@@ -95,7 +96,7 @@ def atomic_write(path: Path, write: Any) -> None:
     (``/dev/stdout``) cannot be renamed over, so the finished file is copied into it. The file gets the
     permissions of the one it replaces, or the umask's for a new one (a temporary file is private).
     """
-    if path.exists() and not path.is_file() and not path.is_dir():  # what a link points to, too
+    if is_stdout(path) or (path.exists() and not path.is_file() and not path.is_dir()):  # a link's target, too
         _write_through(path, write)
         return
     path = path.resolve() if path.is_symlink() else path
@@ -118,13 +119,25 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def is_stdout(path: Path) -> bool:
+    """``-`` or ``/dev/stdout``: standard output, whatever it is redirected to (a file opened by the shell
+    must be written through the open stream: reopening it would truncate what ``>>`` appends to)."""
+    return str(path) in ("-", "/dev/stdout")
+
+
 def _write_through(path: Path, write: Any) -> None:
-    """Write to a temporary file elsewhere, then stream it into ``path`` (a device or a pipe)."""
+    """Write to a temporary file elsewhere, then stream it into ``path`` (standard output, a device or a pipe)."""
     with tempfile.TemporaryDirectory() as folder:
-        temp = Path(folder) / path.name
+        temp = Path(folder) / (path.name or "output")
         write(temp)
-        with open(temp, "rb") as source, open(path, "wb") as sink:
-            shutil.copyfileobj(source, sink)
+        with open(temp, "rb") as source:
+            if is_stdout(path):
+                sys.stdout.flush()
+                shutil.copyfileobj(source, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+                return
+            with open(path, "wb") as sink:
+                shutil.copyfileobj(source, sink)
 
 
 def save_checkpoint(path: Path, checkpoint: RunCheckpoint) -> None:

@@ -534,7 +534,12 @@ def forecast(
     input_csv: Annotated[
         Path, typer.Option("--input", help="CSV with the same date and series columns as the training data.")
     ],
-    output: Annotated[Path, typer.Option(help="Where to write: .csv, .parquet or .json (original units).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            help="Where to write: .csv, .parquet or .json (original units); - for standard output (with --format)."
+        ),
+    ],
     start: Annotated[
         str | None,
         typer.Option(help="Forecast from this timestamp of the file (the first forecast step) instead of its end."),

@@ -287,6 +287,8 @@ def test_output_may_not_be_the_input_or_contradict_its_format(frozen_run, tmp_pa
     assert not (tmp_path / "x.csv").exists()
     assert runner.invoke(app, [*args, str(tmp_path / "x.out"), "--format", "json"]).exit_code == 0
     assert runner.invoke(app, [*args, "/dev/null", "--format", "csv"]).exit_code == 0  # a device needs no --overwrite
+    piped = runner.invoke(app, [*args, "-", "--format", "csv"])  # standard output, through its open stream
+    assert piped.exit_code == 0 and piped.stdout.startswith("date,HUFL")
 
 
 def test_evaluate_data_keeps_the_split_a_renamed_copy_would_change(frozen_run, tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from specmem_cli.checkpoint import LoadedRun, atomic_write, load_run
+from specmem_cli.checkpoint import LoadedRun, atomic_write, is_stdout, load_run
 from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import STEP_READINGS, counted_steps, written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
@@ -330,7 +330,7 @@ def check_output(path: Path, overwrite: bool, option: str = "--output") -> None:
     (a device or a pipe, such as ``/dev/stdout``, is written into)."""
     if path.is_dir():
         raise DataError(f"{path} is a directory; give {option} a file path (one inside it, say)")
-    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): written into, nothing replaced
+    if is_stdout(path) or (path.exists() and not path.is_file()):  # written into, nothing replaced
         return
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists; pass --overwrite to replace it")
