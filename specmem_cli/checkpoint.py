@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from specmem_cli import __version__
-from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, load_data, updated
+from specmem_cli.config import ExperimentConfig, RunSpec, config_from_dict, load_data, read_data, updated
 from specmem_cli.data import PreparedData
 from specmem_cli.data.scaler import StandardScaler
 from specmem_cli.data.splits import infer_split_scheme
@@ -255,18 +255,26 @@ class LoadedRun:
         # the split as trained: a copy under another name (ETTh1_2016.csv) must not switch ETT's month borders
         # for the 70/10/20 ratio
         split = infer_split_scheme(trained_name) if self.config.data.split == "auto" else self.config.data.split
-        data = load_data(updated(self.config, data={"name": name, "split": split}), self.spec.pred_len)
+        config = updated(self.config, data={"name": name, "split": split})
+        table = read_data(config)  # checked before its windows: another file fails on its series, not its length
         fix = "give the file it was trained on" if source is not None else "put back the file it was trained on"
-        if data.columns != self.checkpoint.columns:  # first: another file, not a changed one
+        trained_columns = self.checkpoint.table_columns or self.checkpoint.columns
+        if table.columns != list(trained_columns) and not set(self.checkpoint.columns) <= set(table.columns):
             raise SpecmemError(
-                f"{name}: its series ({', '.join(data.columns)}) are not those {self.path} was trained on "
-                f"({', '.join(self.checkpoint.columns)}); {fix}"
+                f"{name}: its series ({', '.join(table.columns)}) are not those {self.path} was trained on "
+                f"({', '.join(trained_columns)}); {fix}"
             )
         trained_on = self.checkpoint.data_sha256
-        if trained_on and data.table.sha256 and trained_on != data.table.sha256:
+        if trained_on and table.sha256 and trained_on != table.sha256:
             raise SpecmemError(
                 f"{name}: the file changed since {self.path} was trained (its content hash differs); "
                 f"{fix}, or retrain on this one"
+            )
+        data = load_data(config, self.spec.pred_len, table)
+        if data.columns != self.checkpoint.columns:
+            raise SpecmemError(
+                f"{name}: its series ({', '.join(data.columns)}) are not those {self.path} was trained on "
+                f"({', '.join(self.checkpoint.columns)}); {fix}"
             )
         same = np.allclose(data.scaler.mean_, self.scaler.mean_, rtol=1e-9, atol=1e-12) and np.allclose(
             data.scaler.scale_, self.scaler.scale_, rtol=1e-9, atol=1e-12
