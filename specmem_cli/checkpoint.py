@@ -99,7 +99,11 @@ def atomic_write(path: Path, write: Any) -> None:
     if is_stdout(path) or (path.exists() and not path.is_file() and not path.is_dir()):  # a link's target, too
         _write_through(path, write)
         return
-    path = path.resolve() if path.is_symlink() else path
+    if path.is_symlink():
+        try:
+            path = path.resolve(strict=False)
+        except (RuntimeError, OSError):  # a loop of links (Python raises either, by version)
+            raise SpecmemError(f"{path}: a symbolic link that points back to itself; give another path") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -174,17 +174,11 @@ class RunSpec:
         return f"{self.config.model_name}_{label}_sl{self.config.data.seq_len}_pl{self.pred_len}_seed{self.seed}"
 
 
-COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")
-
-
 def dataset_label(name: str) -> str:
-    """A data set's name in tables and run names: a registry name as it is, a file by its stem whatever its
-    extension (compression included), never its folders: a run's directory stays inside ``--out``."""
-    path = Path(name)
-    if len(path.parts) == 1 and not path.suffix:
-        return name
-    base = path.name[: -len(path.suffix)] if path.suffix.lower() in COMPRESSED else path.name
-    return Path(base).stem or path.name
+    """A data set's name in tables and run names: a registry name as it is, a file by its name without its
+    folders (a run's directory stays inside ``--out``), and without ``.csv``."""
+    base = Path(name).name or name
+    return base[: -len(".csv")] if base.lower().endswith(".csv") else base
 
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig}

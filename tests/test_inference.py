@@ -123,6 +123,10 @@ def test_overwrite_writes_through_a_link_or_a_device_and_keeps_permissions(froze
     args = ["forecast", frozen_run, "--input", str(ETTH1), "--overwrite", "--output"]
     assert runner.invoke(app, [*args, str(link)]).exit_code == 0
     assert link.is_symlink() and target.read_text().startswith("date,") and target.stat().st_mode & 0o777 == 0o640
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    looped = runner.invoke(app, [*args, str(loop)])
+    assert looped.exit_code == 1 and "points back to itself" in looped.stderr and loop.is_symlink()
     fresh = tmp_path / "fresh.csv"
     assert runner.invoke(app, [*args, str(fresh)]).exit_code == 0
     umask = os.umask(0)

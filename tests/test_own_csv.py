@@ -141,6 +141,8 @@ def test_numbered_rows_train_forecast_and_backtest_by_step_number(tmp_path):
     assert pd.read_csv(backtest)["step"].iloc[0] == 700 and "y_actual" in pd.read_csv(backtest).columns
     wrong = runner.invoke(app, [*args[:-4], "--start", "2020-01-01", "--overwrite"])
     assert wrong.exit_code == 1 and "is not a step number" in wrong.stderr
+    dashes = runner.invoke(app, [*args[:-4], "--start", "--5", "--overwrite"])
+    assert dashes.exit_code == 1 and "is not a step number" in dashes.stderr and "Traceback" not in dashes.output
 
 
 def test_separators_and_decimal_commas_are_detected(tmp_path):
@@ -621,16 +623,12 @@ def _raise(exception: BaseException):
 
 
 def test_a_file_of_any_extension_and_folder_names_its_run_inside_out(tmp_path, monkeypatch):
-    """A run's directory is named by the file's stem alone: a .tsv or .csv.gz path, absolute or ``../``,
-    never carries its folders (or extension) into the name, so runs stay inside --out."""
+    """A run's directory is named by the file's name alone: a .tsv path, absolute or ``../``, never carries
+    its folders into the name, so runs stay inside --out."""
     from specmem_cli.config import dataset_label
 
-    assert [dataset_label(name) for name in ("ETTh1", "d/tab.tsv", "/x/y/abs.txt", "../../z.csv.gz")] == [
-        "ETTh1",
-        "tab",
-        "abs",
-        "z",
-    ]
+    names = ("ETTh1", "d/tab.tsv", "/x/y/abs.txt", "../../z.csv", "weather.v1")
+    assert [dataset_label(name) for name in names] == ["ETTh1", "tab.tsv", "abs.txt", "z", "weather.v1"]
     stamps = pd.date_range("2020-01-01", periods=400, freq="D").astype(str)
     (tmp_path / "data" / "deep").mkdir(parents=True)
     path = tmp_path / "data" / "deep" / "tab.tsv"
@@ -640,7 +638,7 @@ def test_a_file_of_any_extension_and_folder_names_its_run_inside_out(tmp_path, m
     monkeypatch.chdir(work)
     result = runner.invoke(app, ["train", "--data", "../../data/deep/tab.tsv", "--out", "runs", *FAST])
     assert result.exit_code == 0, result.output
-    assert [p.name for p in (work / "runs").glob("klcycle_*")] == ["klcycle_tab_sl96_pl31_seed2021"]
+    assert [p.name for p in (work / "runs").glob("klcycle_*")] == ["klcycle_tab.tsv_sl96_pl31_seed2021"]
     assert not (work / "data").exists()
 
 

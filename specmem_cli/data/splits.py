@@ -75,8 +75,8 @@ def windows_that_fit(
     Settings given explicitly (``seq_len``, ``pred_lens`` not None) are kept, and an error names values
     that would fit if they do not. Protocol defaults that do not fit shrink to what the data supports:
     horizons that leave the validation and test splits :data:`MIN_VALIDATION_WINDOWS` windows each (else
-    one horizon that leaves that many, or half the shorter split where it is shorter still), and a look-back
-    that leaves at least half the training rows as window starts.
+    one horizon that leaves that many, but never shorter than half the shorter split), and a look-back that
+    leaves at least half the training rows as window starts.
     """
     train, val, test = split_sizes(n_rows, scheme)
     longest = min(val, test)

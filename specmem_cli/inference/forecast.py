@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,7 +225,7 @@ def _in_zone(dates: pd.DatetimeIndex, timezone: str | None) -> pd.DatetimeIndex:
 
 def _origin_row(table: SeriesTable, start: str) -> int:
     if table.date_reading in STEP_READINGS:  # a file without a clock: --start is a step number
-        if not start.strip().lstrip("-").isdigit():
+        if not re.fullmatch(r"\s*[+-]?\d{1,18}\s*", start):
             raise DataError(f"--start '{start}' is not a step number; {table.source} numbers its rows, give one")
         timestamp = counted_steps(np.array([int(start)]))[0]
         row = int(table.dates.searchsorted(timestamp))
@@ -330,6 +331,11 @@ def check_output(path: Path, overwrite: bool, option: str = "--output") -> None:
     (a device or a pipe, such as ``/dev/stdout``, is written into)."""
     if path.is_dir():
         raise DataError(f"{path} is a directory; give {option} a file path (one inside it, say)")
+    if path.is_symlink():
+        try:
+            path.resolve(strict=False)
+        except (RuntimeError, OSError):  # a loop of links (Python raises either, by version)
+            raise DataError(f"{path}: a symbolic link that points back to itself; give {option} another path") from None
     if is_stdout(path) or (path.exists() and not path.is_file()):  # written into, nothing replaced
         return
     if path.exists() and not overwrite:

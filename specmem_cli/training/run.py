@@ -116,9 +116,9 @@ def settings_changes(stored: dict[str, Any], wanted: dict[str, Any], shown: int 
             changes += [
                 f"{section}.{key} {old.get(key)!r} -> {new.get(key)!r}"
                 for key in sorted(set(old) | set(new), key=str)
-                if old.get(key) != new.get(key)
+                if json.dumps(old.get(key), default=str) != json.dumps(new.get(key), default=str)
             ]
-        elif old != new:
+        elif json.dumps(old, default=str, sort_keys=True) != json.dumps(new, default=str, sort_keys=True):
             changes.append(f"{section} {old!r} -> {new!r}")
     more = f" and {len(changes) - shown} more" if len(changes) > shown else ""
     return ", ".join(changes[:shown]) + more
