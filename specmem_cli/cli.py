@@ -152,7 +152,10 @@ def user_errors(command):
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             error(
-                "interrupted; finished runs are kept, and rerunning the same command resumes the others from their last finished epoch"
+                "interrupted; finished runs are kept, and rerunning the same command resumes the others from their "
+                "last finished epoch"
+                if command.__name__ == "train"
+                else "interrupted; nothing half-written was kept (files are written whole or not at all)"
             )
             raise typer.Exit(130) from None
 
@@ -289,7 +292,13 @@ def train(
         bool, typer.Option("--json", help="Print run records and the summary as JSON on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    jobs: Annotated[int, typer.Option(help="Runs in parallel (worker processes); results equal a serial sweep's.")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            help="Runs in parallel (worker processes); each run's result equals a serial sweep's at the same "
+            "--threads-per-job (torch's thread count can change the last digits)."
+        ),
+    ] = 1,
     threads_per_job: Annotated[
         int | None, typer.Option(help="Torch threads per run (default: cores / jobs, so jobs never oversubscribe).")
     ] = None,
@@ -356,6 +365,11 @@ def train(
 
     experiments = [experiment(name, model) for name in (data or [None]) for model in (models or [base.model_name])]
     labels = [(e.model_name, dataset_label(e.data.name)) for e in experiments]
+    if len(set(models or [])) < len(models or []):
+        twice = next(model for model in models if models.count(model) > 1)
+        raise SpecmemError(f"--model names '{twice}' twice; give each model once")
+    if scheduler is not None and backend.value != "dask":
+        raise SpecmemError("--scheduler is the address of a Dask cluster; add --backend dask (or drop --scheduler)")
     if len(set(labels)) < len(labels):
         repeated = next(label for label in labels if labels.count(label) > 1)
         raise SpecmemError(

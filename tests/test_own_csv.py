@@ -672,3 +672,12 @@ def test_evaluate_and_calibrate_print_one_table_per_model(tmp_path):
         assert result.exit_code == 0, result.output
         assert "dlinear on two," in result.stderr and "klcycle on two," in result.stderr
         assert "summary: test MSE" in result.stderr
+
+
+def test_sweep_flag_mistakes_are_named_before_any_training(tmp_path):
+    out = ["--out", str(tmp_path / "r"), "--data", "synthetic"]
+    twice = runner.invoke(app, ["train", *out, "--model", "klcycle", "klcycle"])
+    assert twice.exit_code == 1 and "--model names 'klcycle' twice" in twice.stderr
+    local = runner.invoke(app, ["train", *out, "--scheduler", "tcp://127.0.0.1:8786"])
+    assert local.exit_code == 1 and "add --backend dask" in local.stderr
+    assert not (tmp_path / "r").exists()
