@@ -353,6 +353,8 @@ def train(
         "pred_lens": pred_len or None,
     }
     data_flags = {key: value for key, value in flags.items() if value is not None}
+    if threads_per_job is not None and threads_per_job < 1:
+        raise SpecmemError(f"--threads-per-job must be a positive whole number (got {threads_per_job})")
     train_flags = {key: value for key, value in (("threads", threads_per_job), ("device", device)) if value is not None}
 
     def experiment(name: str | None, model: str):

@@ -150,3 +150,20 @@ def test_ett_minute_files_verify_by_sha256(tmp_path, name):
     shutil.copy(real, mirror / f"{name}.csv")
     result = download(name, "--dir", str(tmp_path / "cache"), "--mirror", str(mirror))
     assert result.exit_code == 0, result.output
+
+
+def test_a_directory_that_refuses_the_file_is_named_and_left_clean(tmp_path, monkeypatch):
+    from specmem_cli.data import registry
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copy(ETTH1, mirror / "ETTh1.csv")
+    cache = tmp_path / "cache"
+
+    def refuse(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(registry.os, "replace", refuse)
+    result = download("ETTh1", "--dir", str(cache), "--mirror", str(mirror))
+    assert result.exit_code == 1 and f"cannot write ETTh1.csv into {cache} (Permission denied)" in result.stderr
+    assert list(cache.iterdir()) == []

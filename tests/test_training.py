@@ -411,6 +411,8 @@ def test_model_names_and_parameters_are_checked_when_the_config_is_read(tmp_path
         tiny_config(model={"d_model": "x"})
     for args, message in (
         (["--model", "klcycel"], "unknown model 'klcycel'; did you mean 'klcycle'?"),
+        (["--model", "KLCycle"], "unknown model 'KLCycle'; did you mean 'klcycle'?"),
+        (["--threads-per-job", "0"], "--threads-per-job must be a positive whole number (got 0)"),
         (["--set", "model.cycle_lne=24", "--model", "klcycle"], "did you mean 'model.cycle_len'?"),
     ):
         result = runner.invoke(app, ["train", "--data", missing, "--out", str(tmp_path / "o"), "-q", *args])

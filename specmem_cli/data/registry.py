@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,6 +248,9 @@ def download(
             _verify_or_remove(spec, staged, source=url)
         os.chmod(staged, NEW_FILE_MODE)
         os.replace(staged, target)
+    except OSError as exc:  # network errors are DataErrors by now: this is the directory refusing a file
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(f"cannot write {spec.filename} into {directory} ({reason}); choose another --dir") from None
     finally:
         staged.unlink(missing_ok=True)
     return target, True
@@ -278,10 +280,7 @@ def _copy_from_directory(spec: DatasetSpec, mirror: Path, target: Path) -> None:
     if not source.is_file():
         raise DataError(f"mirror directory {mirror} has no {spec.filename}; copy it there or use another --mirror")
     _verify_or_remove(spec, source, source=source, remove=False)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as temp:
-        temp_path = Path(temp.name)
-    shutil.copyfile(source, temp_path)
-    os.replace(temp_path, target)
+    shutil.copyfile(source, target)  # the staged file, moved over the data file by the caller
 
 
 def _verify_or_remove(spec: DatasetSpec, path: Path, source: Path | str, remove: bool = True) -> None:

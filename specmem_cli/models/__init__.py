@@ -86,7 +86,9 @@ def constructor_arguments(name: str, params: dict[str, object]) -> dict[str, obj
 
 def model_class(name: str) -> type[nn.Module]:
     if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=1)
+        close = [known for known in MODELS if known.lower() == str(name).lower()] or difflib.get_close_matches(
+            str(name).lower(), list(MODELS), n=1
+        )
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"unknown model '{name}'; {hint}known: {', '.join(sorted(MODELS))}")
     return MODELS[name]
