@@ -353,7 +353,7 @@ def test_monthly_file_trains_and_forecasts_with_no_other_flag(tmp_path):
     assert result.exit_code == 0, result.output
     written = pd.read_csv(output)
     assert list(written.columns) == ["Month", "Passengers"] and len(written) == 8
-    assert written["Month"].iloc[0] == "1961-01-01" and written["Month"].iloc[-1] == "1961-08-01"
+    assert written["Month"].iloc[0] == "1961-01" and written["Month"].iloc[-1] == "1961-08"  # as the file writes them
     intervals = ["forecast", str(run), "--input", str(path), "--output", str(tmp_path / "q.csv"), "--quantiles"]
     result = runner.invoke(app, [*intervals, "0.1", "0.9"])  # the README's levels: the chosen horizon leaves enough
     assert result.exit_code == 0, result.output
@@ -681,3 +681,23 @@ def test_sweep_flag_mistakes_are_named_before_any_training(tmp_path):
     local = runner.invoke(app, ["train", *out, "--scheduler", "tcp://127.0.0.1:8786"])
     assert local.exit_code == 1 and "add --backend dask" in local.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_forecasts_write_dates_as_the_input_wrote_them(tmp_path):
+    """Day-first text stays day-first, a daily clock has no midnight time in CSV or JSON; a pattern that does
+    not reproduce the input exactly (zoned stamps) keeps ISO timestamps."""
+    days = pd.date_range("2021-01-01", periods=400, freq="D")
+    path = write(tmp_path, "eu.csv", pd.DataFrame({"Datum": days.strftime("%d/%m/%Y"), "y": seasonal(400, 7)}))
+    assert runner.invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "r"), *FAST]).exit_code == 0
+    (run,) = (tmp_path / "r").glob("klcycle_*")
+    args = ["forecast", str(run), "--input", str(path), "--output"]
+    assert runner.invoke(app, [*args, str(tmp_path / "f.csv")]).exit_code == 0
+    assert pd.read_csv(tmp_path / "f.csv")["Datum"].iloc[0] == "05/02/2022"
+    assert runner.invoke(app, [*args, str(tmp_path / "f.json")]).exit_code == 0
+    assert json.loads((tmp_path / "f.json").read_text())["windows"][0]["dates"][0] == "05/02/2022"
+    from specmem_cli.data.dates import written_format
+
+    zoned = pd.Series(["2020-01-01T00:00:00+01:00", "2020-01-01T01:00:00+01:00"])
+    assert (
+        written_format(zoned, pd.DatetimeIndex(["2019-12-31 23:00", "2020-01-01 00:00"]), "ISO dates", "+01:00") is None
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from specmem_cli.data.calendar import COUNTED_ORIGIN, COUNTED_STEP, MAX_COUNTED_SPACING
 from specmem_cli.errors import DataError
@@ -55,6 +56,23 @@ def written_like(dates: pd.DatetimeIndex, reading: str | None) -> pd.Index:
     if reading in STEP_READINGS:
         return pd.Index(np.asarray((dates - COUNTED_ORIGIN) // COUNTED_STEP, dtype=np.int64), name=dates.name)
     return dates
+
+
+TEXT_READINGS = ("ISO dates", "text dates", "text dates, day first")
+
+
+def written_format(cells: pd.Series, dates: pd.DatetimeIndex, reading: str, timezone: str | None) -> str | None:
+    """The ``strftime`` pattern a file wrote its text dates in ('%Y-%m' for '1961-01', '%d/%m/%Y'), where
+    it reproduces the first and last cells exactly, so that forecasts read like their input; None keeps
+    ISO timestamps (zoned stamps, or a pattern that does not round-trip)."""
+    if reading not in TEXT_READINGS or timezone is not None or len(cells) == 0:
+        return None
+    text = cells.astype(str).str.strip().to_numpy()
+    pattern = guess_datetime_format(text[0], dayfirst=reading.endswith("day first"))
+    if pattern is None:
+        return None
+    sample = np.unique(np.r_[0 : min(64, len(text)), max(0, len(text) - 64) : len(text)])
+    return pattern if (pd.DatetimeIndex(dates[sample]).strftime(pattern) == text[sample]).all() else None
 
 
 def counted_steps(steps: np.ndarray) -> pd.DatetimeIndex:

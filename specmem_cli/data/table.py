@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from specmem_cli.data.calendar import TimeAxis
-from specmem_cli.data.dates import find_dates
+from specmem_cli.data.dates import find_dates, written_format
 from specmem_cli.errors import DataError
 
 FILL_METHODS = ("ffill", "interpolate")
@@ -89,6 +89,7 @@ class SeriesTable:
     sha256: str | None = None  # of the file's bytes: part of a run's identity
     reading: Reading = field(default_factory=Reading)
     date_reading: str | None = None  # how the clock was written ('years', 'YYYYMMDD integers', 'ISO dates', ...)
+    date_format: str | None = None  # the strftime pattern of text dates ('%Y-%m'), for forecasts to write them so
 
     @property
     def n_rows(self) -> int:
@@ -226,8 +227,23 @@ def table_from_frame(
             len(dates),
             len(columns),
         )
+    date_format = (
+        written_format(frame[parsed.column], parsed.dates, parsed.reading, parsed.timezone)
+        if parsed.column in frame.columns
+        else None
+    )
     return SeriesTable(
-        dates, values, columns, parsed.column, source, parsed.timezone, layout, None, reading, parsed.reading
+        dates,
+        values,
+        columns,
+        parsed.column,
+        source,
+        parsed.timezone,
+        layout,
+        None,
+        reading,
+        parsed.reading,
+        date_format,
     )
 
 

@@ -47,6 +47,15 @@ class ForecastResult:
     layout: LongLayout | None = None  # the input was long format: write the forecasts back in it
     date_column: str = "date"
     history: pd.DataFrame | None = None  # the last window's input rows (outputs, original units), for plots
+    date_format: str | None = None  # how the input wrote its text dates ('%Y-%m'): files are written the same way
+
+    def stamps(self, dates: pd.Index) -> pd.Index:
+        """``dates`` as the files write them: in the input's own text pattern where it has one."""
+        return (
+            pd.Index(dates.strftime(self.date_format))
+            if self.date_format and isinstance(dates, pd.DatetimeIndex)
+            else dates
+        )
 
 
 def memory_description(run: LoadedRun) -> str:
@@ -204,7 +213,7 @@ def forecast(
         columns=outputs,
         index=written_like(_in_zone(table.dates[last - seq_len : last], table.timezone), table.date_reading),
     )
-    return ForecastResult(outputs, windows, metadata, result_layout, table.date_column, history)
+    return ForecastResult(outputs, windows, metadata, result_layout, table.date_column, history, table.date_format)
 
 
 def _actuals(table: SeriesTable, scaled_outputs: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
@@ -269,7 +278,7 @@ def to_frame(result: ForecastResult) -> pd.DataFrame:
         parts = _long_parts(result, window) if result.layout else [_wide_part(result, window)]
         for frame in parts:
             if len(result.windows) > 1:
-                frame.insert(0, "origin", window.dates[0])
+                frame.insert(0, "origin", result.stamps(window.dates)[0])
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -277,7 +286,7 @@ def to_frame(result: ForecastResult) -> pd.DataFrame:
 def _wide_part(result: ForecastResult, window: WindowForecast) -> pd.DataFrame:
     # every column gathered first and the frame built once: inserting hundreds of columns one by one
     # fragments it (pandas warns once per column on a wide file)
-    columns = {result.date_column: window.dates}
+    columns = {result.date_column: result.stamps(window.dates)}
     columns.update({column: window.forecast[:, index] for index, column in enumerate(result.columns)})
     for index, column in enumerate(result.columns):
         for level, values in window.quantiles.items():
@@ -299,7 +308,7 @@ def _long_parts(result: ForecastResult, window: WindowForecast) -> list[pd.DataF
         if window.actual is not None:
             columns[f"{value}_actual"] = window.actual[:, index]
     return [
-        pd.DataFrame({result.layout.id_column: series, result.date_column: window.dates, **columns})
+        pd.DataFrame({result.layout.id_column: series, result.date_column: result.stamps(window.dates), **columns})
         for series, columns in by_series.items()
     ]
 
@@ -313,8 +322,8 @@ def to_json(result: ForecastResult) -> dict:
         "columns": result.columns,
         "windows": [
             {
-                "origin": str(w.dates[0]),
-                "dates": [str(d) for d in w.dates],
+                "origin": str(result.stamps(w.dates)[0]),
+                "dates": [str(d) for d in result.stamps(w.dates)],
                 "forecast": clean(w.forecast),
                 **({"quantiles": {level_name(q): clean(v) for q, v in w.quantiles.items()}} if w.quantiles else {}),
                 "actual": clean(w.actual),
