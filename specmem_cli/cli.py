@@ -606,6 +606,8 @@ def forecast(
     if plot is not None:
         plot_format(plot)
         check_output(plot, overwrite, option="--plot")
+        if input_csv.exists() and plot.resolve() == input_csv.resolve():
+            raise SpecmemError("--plot names the --input file; give the figure its own path")
         if plot.resolve() == output.resolve():
             raise SpecmemError("--plot and --output name the same file; give the figure its own path")
     if series and plot is None:

@@ -285,6 +285,12 @@ def test_output_may_not_be_the_input_or_contradict_its_format(frozen_run, tmp_pa
     args = ["forecast", frozen_run, "--input", str(copy), "--output"]
     same = runner.invoke(app, [*args, str(copy), "--overwrite"])
     assert same.exit_code == 1 and "--output names the --input file" in same.stderr
+    drawn = tmp_path / "in.png"  # a CSV under a figure's name
+    drawn.write_bytes(ETTH1.read_bytes())
+    plot_args = ["forecast", frozen_run, "--input", str(drawn), "--output", str(tmp_path / "f.csv"), "--plot"]
+    figure = runner.invoke(app, [*plot_args, str(drawn), "--overwrite"])
+    assert figure.exit_code == 1 and "--plot names the --input file" in figure.stderr
+    assert drawn.read_bytes() == ETTH1.read_bytes()
     assert copy.read_bytes() == ETTH1.read_bytes()
     clash = runner.invoke(app, [*args, str(tmp_path / "x.csv"), "--format", "json"])
     assert clash.exit_code == 1 and "--format json would write JSON into x.csv" in clash.stderr

@@ -78,7 +78,7 @@ def test_numbers_are_dates_only_when_they_read_as_dates(tmp_path):
     with pytest.raises(DataError, match=r"no column reads as dates.*rising step numbers with --date-col"):
         read_table(write(tmp_path, "c.csv", labelled))
     mixed = write(tmp_path, "mixed.csv", pd.DataFrame({"idx": [3, 1, 2] * 10, "v": np.arange(30) + 0.5}))
-    with pytest.raises(DataError, match=r"'idx' holds whole numbers that are neither dates nor rising step numbers"):
+    with pytest.raises(DataError, match=r"duplicated timestamp step 3 with different values"):
         read_table(mixed, Reading(date_col="idx"))
     with pytest.raises(DataError, match=r"'v' has 30 value\(s\) that are not dates, first '0.5' at data row 1"):
         read_table(mixed, Reading(date_col="v"))
@@ -111,6 +111,11 @@ def test_a_file_without_a_clock_counts_its_rows_or_its_step_numbers(tmp_path):
     assert table.date_reading == "step numbers" and table.time_axis.counted
     assert table.time_axis.positions(table.dates).tolist() == list(range(60))
     assert written_like(table.time_axis.after(table.dates[-1], 2), table.date_reading).tolist() == [220, 222]
+    grouped = pd.concat(  # a long file numbered by step, each series' rows together: ordered per series
+        [pd.DataFrame({"unique_id": name, "ds": np.arange(60), "y": seasonal(60, 8, i)}) for i, name in enumerate("AB")]
+    )
+    table = read_table(write(tmp_path, "long_steps.csv", grouped), Reading(date_col="ds"))
+    assert table.columns == ["A", "B"] and table.n_rows == 60 and table.time_axis.counted
     with pytest.raises(DataError, match="are 5000 apart; number the steps"):
         read_table(write(tmp_path, "far.csv", frame.assign(idx=np.arange(60) * 5000)), Reading(date_col="idx"))
     with pytest.raises(ConfigError, match="numbered steps and no clock"):

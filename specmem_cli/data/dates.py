@@ -75,6 +75,12 @@ def written_format(cells: pd.Series, dates: pd.DatetimeIndex, reading: str, time
     return pattern if (pd.DatetimeIndex(dates[sample]).strftime(pattern) == text[sample]).all() else None
 
 
+def shown(stamp: pd.Timestamp) -> str:
+    """A timestamp in a message: ``step 299`` where it is a step number (see :func:`counted_steps`)."""
+    offset = stamp - COUNTED_ORIGIN
+    return f"step {offset // COUNTED_STEP}" if pd.Timedelta(0) <= offset < pd.Timedelta(1, unit="s") else str(stamp)
+
+
 def counted_steps(steps: np.ndarray) -> pd.DatetimeIndex:
     """Step numbers held on the counted axis (:data:`~specmem_cli.data.calendar.COUNTED_STEP`)."""
     return pd.DatetimeIndex(COUNTED_ORIGIN + pd.to_timedelta(np.asarray(steps, dtype=np.int64), unit="ns"))
@@ -94,9 +100,11 @@ def find_dates(frame: pd.DataFrame, source: str, date_col: str | None = None) ->
                 f"{source}: no column named '{date_col}' (columns: {', '.join(map(str, frame.columns))}); fix --date-col"
             )
         parsed = parse_date_column(frame[date_col], accept_years=True, accept_unix=True)
-        if parsed is None and _integer_coded(frame[date_col]) and _sorted(frame[date_col]):
-            steps = frame[date_col].to_numpy(np.int64)  # named as the clock, rising whole numbers: step numbers
-            spacing = np.diff(steps)
+        if parsed is None and _integer_coded(frame[date_col]):
+            # named as the clock, whole numbers: step numbers (their order is checked with the rows, per series
+            # in a long file)
+            steps = frame[date_col].to_numpy(np.int64)
+            spacing = np.diff(np.unique(steps))
             if spacing.size and np.median(spacing) > MAX_COUNTED_SPACING:
                 raise DataError(
                     f"{source}: step numbers in '{date_col}' are {int(np.median(spacing))} apart; number the steps "

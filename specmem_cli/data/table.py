@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from specmem_cli.data.calendar import TimeAxis
-from specmem_cli.data.dates import find_dates, written_format
+from specmem_cli.data.dates import find_dates, shown, written_format
 from specmem_cli.errors import DataError
 
 FILL_METHODS = ("ffill", "interpolate")
@@ -430,7 +430,7 @@ def _fill_gaps(
             axis.describe(),
             missing,
             longest,
-            where,
+            shown(where),
         )
         return dates, values
     positions = axis.positions(dates).numpy()
@@ -481,7 +481,7 @@ def _check_order(dates: pd.DatetimeIndex, values: np.ndarray, source: str) -> No
     if conflicting:
         first = dates[conflicting[0]]
         raise DataError(
-            f"{source}: duplicated timestamp {first} with different values; remove or aggregate the duplicate rows "
+            f"{source}: duplicated timestamp {shown(first)} with different values; remove or aggregate the duplicate rows "
             "(several series stacked in one file? name their id column with --id-col)"
         )
     if repeated.size:
@@ -496,6 +496,6 @@ def _check_order(dates: pd.DatetimeIndex, values: np.ndarray, source: str) -> No
         steps = np.diff(dates.asi8)
         row = int(np.nonzero(steps < 0)[0][0]) + 1
         raise DataError(
-            f"{source}: timestamps are not sorted (data row {row + 1}, {dates[row]}, comes before the row above it); "
+            f"{source}: timestamps are not sorted (data row {row + 1}, {shown(dates[row])}, comes before the row above it); "
             "sort the file by date"
         )
