@@ -99,11 +99,7 @@ def atomic_write(path: Path, write: Any) -> None:
     if is_stdout(path) or (path.exists() and not path.is_file() and not path.is_dir()):  # a link's target, too
         _write_through(path, write)
         return
-    if path.is_symlink():
-        try:
-            path = path.resolve(strict=False)
-        except (RuntimeError, OSError):  # a loop of links (Python raises either, by version)
-            raise SpecmemError(f"{path}: a symbolic link that points back to itself; give another path") from None
+    path = link_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -121,6 +117,18 @@ def atomic_write(path: Path, write: Any) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def link_target(path: Path, option: str = "") -> Path:
+    """What a symbolic link points to (``path`` itself if it is none); a loop of links is a one-line error
+    naming ``option`` (the flag that gave the path), not Python's RuntimeError or OSError (either, by version)."""
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve(strict=False)
+    except (RuntimeError, OSError):
+        where = f"{option} " if option else ""
+        raise SpecmemError(f"{path}: a symbolic link that points back to itself; give {where}another path") from None
 
 
 def is_stdout(path: Path) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from specmem_cli.checkpoint import LoadedRun, atomic_write, is_stdout, load_run
+from specmem_cli.checkpoint import LoadedRun, atomic_write, is_stdout, link_target, load_run
 from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import STEP_READINGS, counted_steps, written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
@@ -340,11 +340,7 @@ def check_output(path: Path, overwrite: bool, option: str = "--output") -> None:
     (a device or a pipe, such as ``/dev/stdout``, is written into)."""
     if path.is_dir():
         raise DataError(f"{path} is a directory; give {option} a file path (one inside it, say)")
-    if path.is_symlink():
-        try:
-            path.resolve(strict=False)
-        except (RuntimeError, OSError):  # a loop of links (Python raises either, by version)
-            raise DataError(f"{path}: a symbolic link that points back to itself; give {option} another path") from None
+    link_target(path, option)  # a loop of links fails here, before any work
     if is_stdout(path) or (path.exists() and not path.is_file()):  # written into, nothing replaced
         return
     if path.exists() and not overwrite:
