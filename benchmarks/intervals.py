@@ -10,7 +10,10 @@ validation windows, :mod:`specmem_cli.intervals`; computed here from the checkpo
 intervals existed are measured too), then scored once on the test split, every window kept:
 
 - coverage: the share of test values (windows x steps x series) inside each central interval (e.g. 0.1-0.9,
-  nominal 80%), per horizon (mean over seeds) and averaged over horizons;
+  nominal 80%), per horizon (mean over seeds) and averaged over horizons, the levels adapting as the test
+  actuals arrive (:class:`~specmem_cli.intervals.LevelTracker`; each window's levels use only forecasts whose
+  whole horizon ended by its origin), as ``specmem train`` scores them;
+- the same recipe with the validation levels alone (no adapting): coverage and pinball, for comparison;
 - width: the interval's mean width, scaled units (the training scaler's standard deviations);
 - pinball: the pinball loss averaged over ``--levels`` (an approximation of CRPS), scaled units; 4-horizon
   mean ± std over seeds, each seed's horizons averaged first;
@@ -52,20 +55,33 @@ COVERAGE_GOAL, HORIZON_RANGE = (0.77, 0.83), (0.70, 0.90)
 
 
 def interval_scores(run_dir: str, levels: np.ndarray) -> dict:
-    """Calibrate one finished run on its validation windows and score its intervals on the test split; and,
-    as a check that sees no test window, calibrate on the first part of validation and score the last 30%."""
+    """Calibrate one finished run on its validation windows and score its intervals on the test split, with
+    the levels adapting as the test actuals arrive (as ``specmem train`` scores them) and with the validation
+    levels alone; and, as a check that sees no test window, calibrate on the first part of validation and
+    score the last 30%."""
     run = load_run(run_dir)
     data = run.data()
     batch = run.config.train.batch_size
     calibration = calibrate(run.model, data, batch)
-    scorer = IntervalScorer(calibration, check_levels(list(levels), calibration))
-    evaluate_windows(run.model, data.test, batch, data.n_outputs, each_batch=scorer.add)
+    levels = check_levels(list(levels), calibration)
+    scorer, fixed = IntervalScorer(calibration, levels), IntervalScorer(calibration, levels, adapt=False)
+
+    def both(prediction, target, inputs):
+        scorer.add(prediction, target, inputs)
+        fixed.add(prediction, target, inputs)
+
+    evaluate_windows(run.model, data.test, batch, data.n_outputs, each_batch=both)
     fit_end, cut = held_out_split(len(data.val), data.val.pred_len)
     collector = CalibrationCollector(data.val.pred_len, data.n_outputs)
     evaluate_windows(run.model, data.val.span(0, fit_end), batch, data.n_outputs, each_batch=collector.add)
     held_out = IntervalScorer(collector.finish(), levels)
     evaluate_windows(run.model, data.val.span(cut, len(data.val)), batch, data.n_outputs, each_batch=held_out.add)
-    return {**scorer.result(), "shrink": calibration.shrink, "held_out_coverage": held_out.result()["coverage"]}
+    return {
+        **scorer.result(),
+        "fixed": fixed.result(),
+        "shrink": calibration.shrink,
+        "held_out_coverage": held_out.result()["coverage"],
+    }
 
 
 def summary(records, levels: np.ndarray, name: str) -> dict:
@@ -78,7 +94,16 @@ def summary(records, levels: np.ndarray, name: str) -> dict:
     width = statistics.fmean(v["width"][name] for v in scores.values())
     pinball = mean_std([statistics.fmean(scores[h, s]["pinball"] for h in horizons) for s in seeds])
     shrinks = sorted({v["shrink"] for v in scores.values()})
-    return {"coverage": coverage, "held_out": held_out, "width": width, "pinball": pinball, "shrinks": shrinks}
+    fixed_coverage = statistics.fmean(v["fixed"]["coverage"][name] for v in scores.values())
+    fixed_pinball = mean_std([statistics.fmean(scores[h, s]["fixed"]["pinball"] for h in horizons) for s in seeds])
+    return {
+        "coverage": coverage,
+        "held_out": held_out,
+        "width": width,
+        "pinball": pinball,
+        "shrinks": shrinks,
+        "fixed": (fixed_coverage, fixed_pinball[0]),
+    }
 
 
 def table(rows: list[dict], name: str) -> str:
@@ -86,9 +111,9 @@ def table(rows: list[dict], name: str) -> str:
     lines = [
         f"| data set | model | {name}% coverage, 4-horizon mean | "
         + " | ".join(f"h{h}" for h in horizons)
-        + f" | mean width | pinball (mean ± std) | shrink chosen | {name}% coverage, last 30% of validation "
-        "| goal met | command |",
-        "|" + "---|" * (len(horizons) + 9),
+        + f" | mean width | pinball (mean ± std) | validation levels alone: {name}% coverage, pinball "
+        f"| shrink chosen | {name}% coverage, last 30% of validation | goal met | command |",
+        "|" + "---|" * (len(horizons) + 10),
     ]
     for row in rows:
         average = statistics.fmean(row["coverage"].values())
@@ -106,6 +131,7 @@ def table(rows: list[dict], name: str) -> str:
             f"| {row['data']} | {row['model']} | {average:.3f} | "
             + " | ".join(f"{row['coverage'][h]:.3f}" for h in horizons)
             + f" | {row['width']:.3f} | {row['pinball'][0]:.4f} ± {row['pinball'][1]:.4f} | "
+            + f"{row['fixed'][0]:.3f}, {row['fixed'][1]:.4f} | "
             + ", ".join(f"{s:g}" for s in row["shrinks"])
             + f" | {row['held_out']:.3f} | {verdict} | `{row['command']}` |"
         )
@@ -148,7 +174,8 @@ def main() -> None:
             print(
                 f"{label:>8} {row['model']:<8} {name}% coverage {statistics.fmean(row['coverage'].values()):.3f} "
                 f"(per horizon {', '.join(f'{v:.3f}' for v in row['coverage'].values())}) width {row['width']:.3f} "
-                f"pinball {row['pinball'][0]:.4f} ± {row['pinball'][1]:.4f}; last 30% of validation {row['held_out']:.3f}",
+                f"pinball {row['pinball'][0]:.4f} ± {row['pinball'][1]:.4f}; validation levels alone {row['fixed'][0]:.3f}, "
+                f"{row['fixed'][1]:.4f}; last 30% of validation {row['held_out']:.3f}",
                 flush=True,
             )
     rows.sort(key=lambda row: (row["data"], row["model"] != "default"))

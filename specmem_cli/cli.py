@@ -322,8 +322,8 @@ def train(
     """Train and test every (horizon, seed) run of a config; reruns skip finished runs.
 
     Each run's forecast intervals are calibrated on its validation windows when it finishes; the table
-    adds the test coverage and width of the 80% interval and the pinball loss (`evaluate --quantiles`
-    scores other levels). With no arguments, runs the built-in demo (synthetic data, small model) end to end.
+    adds the test coverage and width of the 80% interval and the pinball loss, the interval's levels
+    adapting to the test errors as their actuals arrive (`evaluate --quantiles` scores other levels). With no arguments, runs the built-in demo (synthetic data, small model) end to end.
     """
     from specmem_cli.config import (
         DATA_DEFAULT_PRESET,
@@ -425,7 +425,8 @@ def evaluate(
         typer.Option(
             "--quantiles",
             help="Score intervals at these levels, e.g. --quantiles 0.05 0.1 0.5 0.9 0.95: coverage and mean width of "
-            "each central pair, pinball loss over all (default 0.1 0.5 0.9 where the run is calibrated).",
+            "each central pair, pinball loss over all (default 0.1 0.5 0.9 where the run is calibrated); the levels "
+            "adapt to the split's errors as each window's actuals become known.",
         ),
     ] = None,
     data: Annotated[
@@ -577,7 +578,8 @@ def forecast(
         typer.Option(
             "--quantiles",
             help="Also write these quantiles, e.g. --quantiles 0.1 0.5 0.9 (columns OT_q0.1, ...), calibrated on the "
-            "run's validation windows (split-conformal, per step and series).",
+            "run's validation windows (split-conformal, per step and series); a --rolling backtest's levels adapt to "
+            "its errors as its actuals arrive, a forecast from the file's end reads them where the test split left them.",
         ),
     ] = None,
     plot: Annotated[

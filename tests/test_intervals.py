@@ -20,10 +20,13 @@ from specmem_cli.cli import app
 from specmem_cli.config import updated, with_model
 from specmem_cli.intervals import (
     SHRINKS,
+    TRACKED_LEVELS,
     CalibrationCollector,
     IntervalCalibration,
     IntervalError,
     IntervalScorer,
+    LevelTracker,
+    adapted_levels,
     check_levels,
     stored_steps,
 )
@@ -134,6 +137,52 @@ def test_wide_long_horizons_thin_the_stored_steps():
     assert len(stored_steps(96, 7)) == 96
 
 
+def scored(calibration, windows, adapt, levels=(0.1, 0.5, 0.9)):
+    scorer = IntervalScorer(calibration, np.array(levels), adapt=adapt)
+    prediction, target, inputs = windows
+    for start in range(0, len(prediction), 256):
+        scorer.add(prediction[start : start + 256], target[start : start + 256], inputs[start : start + 256])
+    return scorer.result()
+
+
+def test_adapting_levels_follow_errors_that_shrink_after_calibration():
+    """Scored on errors 0.6 times those it was calibrated on, the validation levels' 80% interval covers about
+    97%; levels that adapt as the actuals arrive bring it near 80% and lower the pinball loss. Where nothing
+    shifted they stay near the validation levels."""
+    rng = np.random.default_rng(3)
+    calibration = calibrated(rng)
+    (prediction, target, inputs), _ = gaussian_windows(rng, 12000)
+    calmer = (prediction, prediction + (target - prediction) * 0.6, inputs)
+    fixed, adapted = scored(calibration, calmer, adapt=False), scored(calibration, calmer, adapt=True)
+    assert fixed["coverage"]["80"] > 0.95 and 0.77 <= adapted["coverage"]["80"] <= 0.86
+    assert adapted["pinball"] < fixed["pinball"] and "adapted_levels" not in fixed
+    low, high = adapted["adapted_levels"]
+    assert 0.17 < low < 0.27 and 0.73 < high < 0.83  # N(0, 0.6^2) puts 0.1 of its mass below -0.77 = q(0.22) of N(0, 1)
+    unshifted = scored(calibration, (prediction, target, inputs), adapt=True)
+    assert 0.77 <= unshifted["coverage"]["80"] <= 0.83
+    assert np.allclose(unshifted["adapted_levels"], TRACKED_LEVELS, atol=0.04)
+
+
+def test_levels_move_only_once_a_forecasts_whole_horizon_is_known():
+    tracker = LevelTracker(pred_len=5)
+    tracker.observe(0, np.array([0.3, 0.95]))  # too many actuals below both bounds: both levels should fall
+    tracker.observe(1, np.array([0.3, 0.95]), rows=10)
+    assert tuple(tracker.catch_up(4)) == TRACKED_LEVELS  # origin 0's last actual is row 4: not known before 5
+    once = tracker.catch_up(5).copy()
+    assert once[0] < TRACKED_LEVELS[0] and once[1] < TRACKED_LEVELS[1]
+    twice = tracker.catch_up(6)  # the second stood for 10 rows of time: it moves them ten times as far
+    assert TRACKED_LEVELS[0] - twice[0] == pytest.approx(11 * (TRACKED_LEVELS[0] - once[0]))
+    assert (twice > 0).all() and twice[0] < 0.5 < twice[1]
+
+
+def test_other_levels_move_with_the_tracked_ones_in_order():
+    levels = np.array([0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99])
+    np.testing.assert_allclose(adapted_levels(levels, TRACKED_LEVELS), levels)
+    moved = adapted_levels(levels, (0.2, 0.85))
+    assert (np.diff(moved) > 0).all() and moved[4] == 0.5 and moved[2] == 0.2 and moved[6] == 0.85
+    assert moved[3] > levels[3] and moved[5] < levels[5]
+
+
 @pytest.fixture(scope="module")
 def etth1_run(tmp_path_factory):
     config = with_model(tiny_config(data={"name": str(ETTH1), "seq_len": 96, "pred_lens": [24]}), "dlinear")
@@ -153,13 +202,17 @@ def test_training_stores_the_calibration_and_scores_the_test_split(etth1_run):
     record = etth1_run.intervals
     assert record["levels"] == [0.1, 0.5, 0.9] and set(record["coverage"]) == {"80"}
     assert 0.5 < record["coverage"]["80"] < 1 and record["width"]["80"] > 0 and record["pinball"] > 0
+    # the levels scoring the test split adapted to are kept for forecasts from the file's end
+    assert stored.adapted == pytest.approx(tuple(record["adapted_levels"])) and stored.adapted != TRACKED_LEVELS
+    assert IntervalCalibration.from_state({k: v for k, v in written.items() if k != "adapted"}).adapted is None
 
 
 def test_forecast_quantile_columns_are_monotone_and_in_every_format(etth1_run, tmp_path):
     levels = ["0.05", "0.1", "0.25", "0.5", "0.75", "0.9", "0.95"]
     out = tmp_path / "f.csv"
     args = ["forecast", etth1_run.run_dir, "--input", str(ETTH1), "--output", str(out), "--quantiles", *levels]
-    result = runner.invoke(app, [*args, "--start", "2018-01-01 00:00:00", "--rolling", "400"])
+    rolling = ["--start", "2018-01-01 00:00:00", "--rolling", "400"]
+    result = runner.invoke(app, [*args, *rolling])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)
     assert {"OT", "OT_q0.05", "OT_q0.95", "OT_actual", "HUFL_q0.5"} <= set(frame.columns)
@@ -178,6 +231,11 @@ def test_forecast_quantile_columns_are_monotone_and_in_every_format(etth1_run, t
     assert (
         written["metadata"]["quantile_levels"] == [0.1, 0.9] and "split-conformal" in written["metadata"]["intervals"]
     )
+    assert "where the test split's errors moved them" in written["metadata"]["intervals"]
+    backtest = tmp_path / "b.json"
+    result = runner.invoke(app, [*args[:5], str(backtest), "--quantiles", "0.1", "0.9", *rolling])
+    assert result.exit_code == 0, result.output
+    assert "adapt to the backtest's errors" in json.loads(backtest.read_text())["metadata"]["intervals"]
     (window,) = written["windows"]
     assert set(window["quantiles"]) == {"0.1", "0.9"} and len(window["quantiles"]["0.1"]) == 24
 

@@ -21,7 +21,7 @@ from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import STEP_READINGS, counted_steps, written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
-from specmem_cli.intervals import check_levels, input_spread, level_name
+from specmem_cli.intervals import TRACKED_LEVELS, LevelTracker, adapted_levels, check_levels, input_spread, level_name
 from specmem_cli.memory import memory_of
 from specmem_cli.models import forecast as run_model
 
@@ -132,7 +132,10 @@ def forecast(
     run = load_run(checkpoint)
     calibration = run.calibration() if quantiles is not None else None
     levels = check_levels(quantiles, calibration) if quantiles is not None else None
-    quantiles_at_levels = calibration.quantiles(levels) if levels is not None else None  # once for every origin
+    # a backtest's levels adapt as its actuals arrive, from the validation calibration; the forecast from the
+    # file's end reads them where scoring the test split left them (the run's latest errors)
+    tracker = LevelTracker(run.spec.pred_len) if levels is not None and rolling else None
+    from_end = start is None
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
     seq_len, pred_len = run.config.data.seq_len, run.spec.pred_len
@@ -184,12 +187,19 @@ def forecast(
             error = prediction - known
             result.mse, result.mae = float((error**2).mean()), float(np.abs(error).mean())
         if levels is not None:
+            if tracker is not None:
+                tracked = tracker.catch_up(origin)
+            else:
+                tracked = (calibration.adapted if from_end else None) or TRACKED_LEVELS
+            read_at = np.concatenate([adapted_levels(levels, tracked), tracked])
             spread = input_spread(torch.from_numpy(window)[None], n_out)
-            bounds = prediction[None] + calibration.offsets(quantiles_at_levels, spread)[0]
+            bounds = prediction[None] + calibration.offsets(calibration.quantiles(read_at), spread)[0]
             result.quantiles = {
                 float(level): run.scaler.inverse_transform(bound, slice(-n_out, None))
-                for level, bound in zip(levels, bounds, strict=True)
+                for level, bound in zip(levels, bounds[: len(levels)], strict=True)
             }
+            if tracker is not None and np.isfinite(known).all():
+                tracker.observe(origin, (known[None] < bounds[len(levels) :]).mean(axis=(1, 2)), rows=rolling)
         windows.append(result)
     layout = run.checkpoint.layout
     metadata = {
@@ -205,7 +215,7 @@ def forecast(
     }
     if levels is not None:
         metadata["quantile_levels"] = [float(level) for level in levels]
-        metadata["intervals"] = calibration.describe()
+        metadata["intervals"] = calibration.describe("online" if rolling else "end" if from_end else "fixed")
     result_layout = LongLayout.from_state(layout) if layout else None
     last = origins[-1]
     history = pd.DataFrame(

@@ -356,8 +356,8 @@ def _finish_run(
         raise SpecmemError(f"{run_dir} was deleted while its run trained; nothing was saved for it, rerun to train it")
     prepare_for_evaluation(model, config.train.memory_at_eval)  # what the run is scored and saved with
     calibration = calibrate(model, data, config.train.batch_size)
-    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, run, params, data, calibration))
     test, intervals = _score_test(model, data, config.train.batch_size, calibration)
+    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, run, params, data, _adapted(calibration, intervals)))
     record = RunRecord(
         config.model_name,
         dataset_label(config.data.name),
@@ -388,9 +388,9 @@ def calibrate(model: nn.Module, data: PreparedData, batch_size: int) -> Interval
 
 
 def _score_test(model: nn.Module, data: PreparedData, batch_size: int, calibration: IntervalCalibration):
-    """The test split's point metrics and its interval scores at :data:`DEFAULT_LEVELS`, in one pass (the
-    points alone where too few validation windows calibrate those levels: an 80% interval of zero width is
-    no interval)."""
+    """The test split's point metrics and its interval scores at :data:`DEFAULT_LEVELS`, in one pass, the levels
+    adapting as the test actuals arrive (the points alone where too few validation windows calibrate those
+    levels: an 80% interval of zero width is no interval)."""
     if calibration.beyond(DEFAULT_LEVELS):
         low, high = calibration.resolution()
         log.info(
@@ -405,6 +405,11 @@ def _score_test(model: nn.Module, data: PreparedData, batch_size: int, calibrati
     scorer = IntervalScorer(calibration, np.asarray(DEFAULT_LEVELS))
     test = evaluate_windows(model, data.test, batch_size, data.n_outputs, each_batch=scorer.add)
     return test, scorer.result()
+
+
+def _adapted(calibration: IntervalCalibration, intervals: dict | None) -> IntervalCalibration:
+    """The calibration with the levels scoring the test split adapted to, for forecasts from a file's end."""
+    return calibration if intervals is None else calibration.with_adapted(intervals["adapted_levels"])
 
 
 def _checkpoint(
@@ -480,8 +485,8 @@ def calibrate_run(path: Path, source: Path | None = None) -> RunRecord:
     run = load_run(path)
     data = run.data(source)
     calibration = calibrate(run.model, data, run.config.train.batch_size)
-    save_checkpoint(run.path, replace(run.checkpoint, intervals=calibration.to_state()))
     test, intervals = _score_test(run.model, data, run.config.train.batch_size, calibration)
+    save_checkpoint(run.path, replace(run.checkpoint, intervals=_adapted(calibration, intervals).to_state()))
     record = _record(run, test.mse, test.mae, intervals)
     metrics_path = run.path.parent / "metrics.json"
     if metrics_path.is_file():
