@@ -43,10 +43,12 @@ FALLBACK_SHRINK = 0.3  # too few validation windows to choose: the middle of the
 SELECTION_LEVELS = np.linspace(0.05, 0.95, 19)  # the pinball loss that picks the shrink averages these
 DEFAULT_LEVELS = (0.1, 0.5, 0.9)  # what `train` reports: the median and the 80% central interval
 TRACKED_LEVELS = (0.1, 0.9)  # the levels :class:`LevelTracker` follows; others move with them (:func:`adapted_levels`)
-# how far a tracked level moves per row of time for each unit of miscoverage. Small, so that a window's errors,
-# which overlap its neighbours' almost entirely, move the levels little; on held-out validation (no shift
-# between calibration and scoring) it changed the default's pinball loss by 0.1% (0.001-0.002 were compared)
-ADAPT_RATE = 0.002
+# How fast the tracked levels move: over a stretch as long as the validation split the run was calibrated on, a
+# level moves by up to ADAPT_SPAN times its miscoverage. Tied to the calibration's own length rather than to rows,
+# so a file with four times the rows per day (ETTm1 against ETTh1) adapts at the same pace in time; its rate per
+# row is ADAPT_SPAN / validation windows, at most MAX_ADAPT_RATE (a file with a few validation windows).
+ADAPT_SPAN = 6.0
+MAX_ADAPT_RATE = 0.01
 
 
 class IntervalError(SpecmemError):
@@ -127,6 +129,10 @@ class IntervalCalibration:
             f"scaled by each input's spread (shrink {self.shrink:g} toward the mean){levels}"
         )
 
+    def adapt_rate(self) -> float:
+        """How far a tracked level moves per row of time for each unit of miscoverage (:class:`LevelTracker`)."""
+        return min(ADAPT_SPAN / self.windows, MAX_ADAPT_RATE)
+
     def resolution(self) -> tuple[float, float]:
         """The most extreme levels the calibration can tell apart: ``1/(n+1)`` and ``n/(n+1)``."""
         n = self.windows * (self.table.shape[2] if self.pooled else 1)
@@ -161,12 +167,12 @@ class LevelTracker:
     """Adaptive conformal inference (Gibbs and Candes, 2021) for forecasts scored as their actuals arrive.
 
     After each forecast whose whole horizon has been seen, each tracked level moves by
-    ``ADAPT_RATE * rows * (level - share of actuals below its bound)``: too many actuals inside the 80%
+    ``rate * rows * (level - share of actuals below its bound)``: too many actuals inside the 80%
     interval narrow it, too many outside widen it. A forecast's errors are used only from the origin one
     horizon later, when all its actuals are known, so no interval depends on values after its origin."""
 
-    def __init__(self, pred_len: int, start=TRACKED_LEVELS):
-        self.pred_len = pred_len
+    def __init__(self, pred_len: int, rate: float, start=TRACKED_LEVELS):
+        self.pred_len, self.rate = pred_len, rate
         self.tracked = np.array(start, dtype=np.float64)
         self._pending: deque[tuple[int, np.ndarray, int]] = deque()  # (origin it is known at, shares below, rows)
 
@@ -174,7 +180,7 @@ class LevelTracker:
         """The tracked levels for a forecast from ``origin``: every outcome known by then applied."""
         while self._pending and self._pending[0][0] <= origin:
             _, below, rows = self._pending.popleft()
-            moved = self.tracked + ADAPT_RATE * rows * (np.asarray(TRACKED_LEVELS) - below)
+            moved = self.tracked + self.rate * rows * (np.asarray(TRACKED_LEVELS) - below)
             self.tracked = np.clip(moved, [LEVEL_GRID[0], 0.5 + 1e-3], [0.5 - 1e-3, LEVEL_GRID[-1]])
         return self.tracked
 
@@ -330,7 +336,7 @@ class IntervalScorer:
     def __init__(self, calibration: IntervalCalibration, levels: np.ndarray, adapt: bool = True):
         self.calibration, self.levels = calibration, levels
         self.pairs = central_pairs(levels)
-        self.tracker = LevelTracker(calibration.pred_len) if adapt else None
+        self.tracker = LevelTracker(calibration.pred_len, calibration.adapt_rate()) if adapt else None
         self.fixed = calibration.quantiles(levels)  # the unadapted levels: computed once
         self.covered = np.zeros(len(self.pairs))
         self.width = np.zeros(len(self.pairs))

@@ -164,7 +164,7 @@ def test_adapting_levels_follow_errors_that_shrink_after_calibration():
 
 
 def test_levels_move_only_once_a_forecasts_whole_horizon_is_known():
-    tracker = LevelTracker(pred_len=5)
+    tracker = LevelTracker(pred_len=5, rate=0.002)
     tracker.observe(0, np.array([0.3, 0.95]))  # too many actuals below both bounds: both levels should fall
     tracker.observe(1, np.array([0.3, 0.95]), rows=10)
     assert tuple(tracker.catch_up(4)) == TRACKED_LEVELS  # origin 0's last actual is row 4: not known before 5
@@ -173,6 +173,15 @@ def test_levels_move_only_once_a_forecasts_whole_horizon_is_known():
     twice = tracker.catch_up(6)  # the second stood for 10 rows of time: it moves them ten times as far
     assert TRACKED_LEVELS[0] - twice[0] == pytest.approx(11 * (TRACKED_LEVELS[0] - once[0]))
     assert (twice > 0).all() and twice[0] < 0.5 < twice[1]
+
+
+def test_the_adapting_pace_follows_the_length_of_the_validation_split():
+    """A file with four times the rows per day has four times the validation windows: it moves its levels a
+    quarter as far per row, so as far per day; a handful of validation windows is capped."""
+    rng = np.random.default_rng(5)
+    long, short = calibrated(rng, count=3000), calibrated(rng, count=12000)
+    assert long.adapt_rate() == pytest.approx(4 * short.adapt_rate()) and long.adapt_rate() == pytest.approx(0.002)
+    assert calibrated(rng, count=60).adapt_rate() == 0.01
 
 
 def test_other_levels_move_with_the_tracked_ones_in_order():

@@ -134,7 +134,7 @@ def forecast(
     levels = check_levels(quantiles, calibration) if quantiles is not None else None
     # a backtest's levels adapt as its actuals arrive, from the validation calibration; the forecast from the
     # file's end reads them where scoring the test split left them (the run's latest errors)
-    tracker = LevelTracker(run.spec.pred_len) if levels is not None and rolling else None
+    tracker = LevelTracker(run.spec.pred_len, calibration.adapt_rate()) if levels is not None and rolling else None
     from_end = start is None
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
