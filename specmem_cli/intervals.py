@@ -45,10 +45,12 @@ DEFAULT_LEVELS = (0.1, 0.5, 0.9)  # what `train` reports: the median and the 80%
 TRACKED_LEVELS = (0.1, 0.9)  # the levels :class:`LevelTracker` follows; others move with them (:func:`adapted_levels`)
 # How fast the tracked levels move: over a stretch as long as the validation split the run was calibrated on, a
 # level moves by up to ADAPT_SPAN times its miscoverage. Tied to the calibration's own length rather than to rows,
-# so a file with four times the rows per day (ETTm1 against ETTh1) adapts at the same pace in time; its rate per
-# row is ADAPT_SPAN / validation windows, at most MAX_ADAPT_RATE (a file with a few validation windows).
+# so a file with four times the rows per day (ETTm1 against ETTh1) adapts at the same pace in time. A forecast's
+# outcome arrives a horizon late, and a level keeps moving on older outcomes meanwhile: over one horizon it moves by
+# at most DELAY_GAIN times its miscoverage, or it would overshoot and swing (integral control with a delay).
 ADAPT_SPAN = 6.0
-MAX_ADAPT_RATE = 0.01
+DELAY_GAIN = 0.5
+MAX_ADAPT_RATE = 0.01  # a file with a handful of validation windows
 
 
 class IntervalError(SpecmemError):
@@ -131,7 +133,7 @@ class IntervalCalibration:
 
     def adapt_rate(self) -> float:
         """How far a tracked level moves per row of time for each unit of miscoverage (:class:`LevelTracker`)."""
-        return min(ADAPT_SPAN / self.windows, MAX_ADAPT_RATE)
+        return min(ADAPT_SPAN / self.windows, DELAY_GAIN / self.pred_len, MAX_ADAPT_RATE)
 
     def resolution(self) -> tuple[float, float]:
         """The most extreme levels the calibration can tell apart: ``1/(n+1)`` and ``n/(n+1)``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 
@@ -175,13 +176,15 @@ def test_levels_move_only_once_a_forecasts_whole_horizon_is_known():
     assert (twice > 0).all() and twice[0] < 0.5 < twice[1]
 
 
-def test_the_adapting_pace_follows_the_length_of_the_validation_split():
+def test_the_adapting_pace_follows_the_validation_split_and_the_horizon():
     """A file with four times the rows per day has four times the validation windows: it moves its levels a
-    quarter as far per row, so as far per day; a handful of validation windows is capped."""
+    quarter as far per row, so as far per day; over one horizon (the outcome's delay) a level moves by at most
+    half its miscoverage; a handful of validation windows is capped."""
     rng = np.random.default_rng(5)
     long, short = calibrated(rng, count=3000), calibrated(rng, count=12000)
     assert long.adapt_rate() == pytest.approx(4 * short.adapt_rate()) and long.adapt_rate() == pytest.approx(0.002)
     assert calibrated(rng, count=60).adapt_rate() == 0.01
+    assert replace(long, pred_len=720).adapt_rate() == pytest.approx(0.5 / 720)
 
 
 def test_other_levels_move_with_the_tracked_ones_in_order():
