@@ -188,8 +188,9 @@ class LevelTracker:
 
     def observe(self, origin: int, below: np.ndarray, rows: int = 1) -> None:
         """The share of the forecast from ``origin``'s actuals below each tracked level's bound; ``rows``: the
-        rows of time this forecast stands for (the step between backtest origins)."""
-        self._pending.append((origin + self.pred_len, np.asarray(below, dtype=np.float64), rows))
+        rows of time this forecast stands for (the step between backtest origins; no more than the horizon its
+        actuals cover)."""
+        self._pending.append((origin + self.pred_len, np.asarray(below, dtype=np.float64), min(rows, self.pred_len)))
 
 
 def _scale(spread: np.ndarray, mean_spread: np.ndarray, shrink: float) -> np.ndarray:

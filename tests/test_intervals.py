@@ -167,12 +167,15 @@ def test_adapting_levels_follow_errors_that_shrink_after_calibration():
 def test_levels_move_only_once_a_forecasts_whole_horizon_is_known():
     tracker = LevelTracker(pred_len=5, rate=0.002)
     tracker.observe(0, np.array([0.3, 0.95]))  # too many actuals below both bounds: both levels should fall
-    tracker.observe(1, np.array([0.3, 0.95]), rows=10)
+    tracker.observe(1, np.array([0.3, 0.95]), rows=4)
     assert tuple(tracker.catch_up(4)) == TRACKED_LEVELS  # origin 0's last actual is row 4: not known before 5
     once = tracker.catch_up(5).copy()
     assert once[0] < TRACKED_LEVELS[0] and once[1] < TRACKED_LEVELS[1]
-    twice = tracker.catch_up(6)  # the second stood for 10 rows of time: it moves them ten times as far
-    assert TRACKED_LEVELS[0] - twice[0] == pytest.approx(11 * (TRACKED_LEVELS[0] - once[0]))
+    twice = tracker.catch_up(6)  # the second stood for 4 rows of time: it moves them four times as far
+    assert TRACKED_LEVELS[0] - twice[0] == pytest.approx(5 * (TRACKED_LEVELS[0] - once[0]))
+    tracker.observe(2, np.array([0.3, 0.95]), rows=400)  # a backtest step beyond the horizon counts as the horizon
+    thrice = tracker.catch_up(7)
+    assert twice[0] - thrice[0] == pytest.approx(5 * (TRACKED_LEVELS[0] - once[0]))
     assert (twice > 0).all() and twice[0] < 0.5 < twice[1]
 
 
