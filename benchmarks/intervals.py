@@ -4,7 +4,8 @@
                                    [--seeds 2019 2020 2021] [--levels 0.1 0.5 0.9] [--jobs 1]
 
 What it measures: the suite's runs (``benchmarks/suite.py``'s sweeps, the same directories: finished runs
-are reused, missing ones are trained) of the default model and of our DLinear with its own recipe. Each
+are reused, missing ones are trained; each run's scores are kept beside it and reused while the levels, its
+checkpoint and ``specmem_cli/intervals.py`` are unchanged) of the default model and of our DLinear with its own recipe. Each
 run's intervals are calibrated exactly as ``specmem train`` calibrates them (split-conformal on the run's
 validation windows, :mod:`specmem_cli.intervals`; computed here from the checkpoint, so runs saved before
 intervals existed are measured too), then scored once on the test split, every window kept:
@@ -29,10 +30,15 @@ horizon; the default's pinball loss below DLinear's on each data set.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import statistics
 from pathlib import Path
 
 import numpy as np
+import torch
+from joblib import Parallel, delayed
 from readme_block import rewrite_block
 from suite import FILES, command, sweep
 
@@ -52,6 +58,32 @@ from specmem_cli.training.trainer import evaluate_windows
 
 START, END = "<!-- interval-results:start -->", "<!-- interval-results:end -->"
 COVERAGE_GOAL, HORIZON_RANGE = (0.77, 0.83), (0.70, 0.90)
+
+
+INTERVALS_CODE = Path(__file__).resolve().parents[1] / "specmem_cli" / "intervals.py"
+
+
+def cached_interval_scores(run_dir: str, levels: np.ndarray) -> dict:
+    """:func:`interval_scores`, kept beside the run (``interval_scores.json``) and reused while the levels, the
+    checkpoint and ``specmem_cli/intervals.py`` are the same (rendering the table again then takes seconds)."""
+    key = {
+        "levels": [float(level) for level in levels],
+        "checkpoint_mtime_ns": (Path(run_dir) / "checkpoint.pt").stat().st_mtime_ns,
+        "intervals_code": hashlib.sha256(INTERVALS_CODE.read_bytes()).hexdigest(),
+    }
+    cache = Path(run_dir) / "interval_scores.json"
+    if cache.is_file():
+        kept = json.loads(cache.read_text())
+        if kept.get("key") == key:
+            return kept["scores"]
+    scores = interval_scores(run_dir, levels)
+    cache.write_text(json.dumps({"key": key, "scores": scores}) + "\n")
+    return scores
+
+
+def _scores_with_threads(run_dir: str, levels: np.ndarray, threads: int) -> dict:
+    torch.set_num_threads(threads)  # parallel scorers share the cores
+    return cached_interval_scores(run_dir, levels)
 
 
 def interval_scores(run_dir: str, levels: np.ndarray) -> dict:
@@ -92,9 +124,11 @@ def interval_scores(run_dir: str, levels: np.ndarray) -> dict:
     }
 
 
-def summary(records, levels: np.ndarray, name: str) -> dict:
+def summary(records, levels: np.ndarray, name: str, jobs: int) -> dict:
     """Per horizon coverage and width (means over seeds); 4-horizon coverage, width and pinball (mean ± std)."""
-    scores = {(r.pred_len, r.seed): interval_scores(r.run_dir, levels) for r in records}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    scored = Parallel(n_jobs=jobs)(delayed(_scores_with_threads)(r.run_dir, levels, threads) for r in records)
+    scores = {(r.pred_len, r.seed): result for r, result in zip(records, scored, strict=True)}
     horizons = sorted({h for h, _ in scores})
     seeds = sorted({s for _, s in scores})
     coverage = {h: statistics.fmean(scores[h, s]["coverage"][name] for s in seeds) for h in horizons}
@@ -155,7 +189,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2019, 2020, 2021])
     parser.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.5, 0.9])
     parser.add_argument("--readme", type=Path, help="rewrite the interval block of this README")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel runs per sweep, for runs not yet trained")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="parallel runs: training those not yet trained, and scoring"
+    )
     args = parser.parse_args()
     levels = check_levels(args.levels)
     pairs = central_pairs(levels)
@@ -172,7 +208,7 @@ def main() -> None:
             base = load_config("default")
             config = with_protocol(apply_overrides(with_model(base, model) if model else base, settings))
             records, _ = sweep(config, args.out / label / (model or "default"), args.jobs)
-            row = summary(records, levels, name)
+            row = summary(records, levels, name, args.jobs)
             row.update(
                 data=label,
                 model=model or "default",

@@ -149,6 +149,8 @@ class IntervalCalibration:
         """The normalised residual quantiles at ``levels`` for every step ``[len(levels), pred_len, C]``: computed
         once per set of levels, then scaled per window by :meth:`offsets`."""
         at_levels = _interpolate(LEVEL_GRID, self.table, levels, axis=0)  # [Q, K, C]
+        if len(self.steps) == self.pred_len:  # every step stored (all but wide, long horizons)
+            return at_levels
         return _interpolate(self.steps.astype(np.float64), at_levels, np.arange(self.pred_len), axis=1)
 
     def offsets(self, quantiles: np.ndarray, spread: torch.Tensor) -> np.ndarray:
