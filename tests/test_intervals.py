@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
+from types import SimpleNamespace
 
 import matplotlib.image
 import numpy as np
@@ -218,8 +219,64 @@ def test_training_stores_the_calibration_and_scores_the_test_split(etth1_run):
     assert record["levels"] == [0.1, 0.5, 0.9] and set(record["coverage"]) == {"80"}
     assert 0.5 < record["coverage"]["80"] < 1 and record["width"]["80"] > 0 and record["pinball"] > 0
     # the levels scoring the test split adapted to are kept for forecasts from the file's end
-    assert stored.adapted == pytest.approx(tuple(record["adapted_levels"])) and stored.adapted != TRACKED_LEVELS
+    assert stored.adapted == pytest.approx(tuple(record["adapted_levels"])) and record["adapting"]
+    assert stored.adapted_through == pd.Timestamp("2018-02-20 23:00:00").value  # TSL's last test row, 14,400
+    assert max(abs(a - b) for a, b in zip(stored.adapted, TRACKED_LEVELS, strict=True)) > 0.005
     assert IntervalCalibration.from_state({k: v for k, v in written.items() if k != "adapted"}).adapted is None
+
+
+def test_no_window_adapts_before_a_whole_horizon_of_actuals_is_known():
+    """The first horizon's windows are scored exactly as with the validation levels: no outcome is known yet."""
+    rng = np.random.default_rng(7)
+    calibration = calibrated(rng)  # horizon 8
+    (prediction, target, inputs), _ = gaussian_windows(rng, 600)
+    target = prediction + (target - prediction) * 0.3  # a shift the levels would follow at once if they could
+    first = (prediction[:8], target[:8], inputs[:8])
+    adapted, fixed = scored(calibration, first, adapt=True), scored(calibration, first, adapt=False)
+    assert adapted["coverage"] == fixed["coverage"] and adapted["pinball"] == fixed["pinball"]
+    longer = (prediction[:9], target[:9], inputs[:9])
+    assert scored(calibration, longer, adapt=True)["pinball"] != scored(calibration, longer, adapt=False)["pinball"]
+
+
+def test_runs_scored_before_levels_adapted_are_not_averaged_with_runs_scored_since():
+    from specmem_cli.training.summary import summarise_intervals
+
+    rng = np.random.default_rng(8)
+    calibration = calibrated(rng)
+    windows, _ = gaussian_windows(rng, 300)
+    since, before = scored(calibration, windows, adapt=True), scored(calibration, windows, adapt=False)
+    before.pop("adapting")  # as a metrics.json written before levels adapted holds it
+
+    def record(intervals):
+        return SimpleNamespace(intervals=intervals, seed=2019)
+
+    assert summarise_intervals([record(since), record(since)]) is not None
+    assert summarise_intervals([record(since), record(before)]) is None
+
+
+def test_backtest_levels_adapt_and_never_read_later_actuals(etth1_run, tmp_path, monkeypatch):
+    """A backtest's first origin reads the validation levels and later ones adapted levels; an origin's quantiles
+    are the same whether or not the file holds the rows after it; a file ending before the test split's last
+    actual forecasts from its end with the validation levels, not with levels moved by actuals it lacks."""
+    from specmem_cli.inference.forecast import forecast
+
+    start, levels = "2017-11-01 00:00:00", [0.1, 0.5, 0.9]
+    adapted = forecast(Path(etth1_run.run_dir), ETTH1, start=start, rolling=24, quantiles=levels).windows
+    table = pd.read_csv(ETTH1)
+    cut = tmp_path / "cut.csv"
+    origin = adapted[40].origin
+    table.iloc[: origin + 5].to_csv(cut, index=False)  # the file stops 5 rows into origin 40's horizon
+    shorter = forecast(Path(etth1_run.run_dir), cut, start=start, rolling=24, quantiles=levels).windows
+    for level in levels:
+        np.testing.assert_array_equal(shorter[40].quantiles[level], adapted[40].quantiles[level])
+    early_end = forecast(Path(etth1_run.run_dir), cut, quantiles=levels)
+    assert "where the test split's errors moved them" not in early_end.metadata["intervals"]
+    full_end = forecast(Path(etth1_run.run_dir), ETTH1, quantiles=levels)
+    assert "where the test split's errors moved them" in full_end.metadata["intervals"]
+    monkeypatch.setattr(IntervalCalibration, "adapt_rate", lambda self: 0.0)
+    fixed = forecast(Path(etth1_run.run_dir), ETTH1, start=start, rolling=24, quantiles=levels).windows
+    np.testing.assert_array_equal(fixed[0].quantiles[0.1], adapted[0].quantiles[0.1])
+    assert not np.array_equal(fixed[40].quantiles[0.1], adapted[40].quantiles[0.1])
 
 
 def test_forecast_quantile_columns_are_monotone_and_in_every_format(etth1_run, tmp_path):

@@ -21,7 +21,7 @@ from specmem_cli.data.calendar import TimeAxis
 from specmem_cli.data.dates import STEP_READINGS, counted_steps, written_like
 from specmem_cli.data.table import LongLayout, Reading, SeriesTable, read_table
 from specmem_cli.errors import DataError
-from specmem_cli.intervals import TRACKED_LEVELS, LevelTracker, adapted_levels, check_levels, input_spread, level_name
+from specmem_cli.intervals import TRACKED_LEVELS, LevelTracker, check_levels, input_spread, level_name
 from specmem_cli.memory import memory_of
 from specmem_cli.models import forecast as run_model
 
@@ -135,7 +135,6 @@ def forecast(
     # a backtest's levels adapt as its actuals arrive, from the validation calibration; the forecast from the
     # file's end reads them where scoring the test split left them (the run's latest errors)
     tracker = LevelTracker(run.spec.pred_len, calibration.adapt_rate()) if levels is not None and rolling else None
-    from_end = start is None
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
     seq_len, pred_len = run.config.data.seq_len, run.spec.pred_len
@@ -156,6 +155,8 @@ def forecast(
             "give more history or a later --start"
         )
     scaled = run.scaler.transform(values)
+    # the forecast from the file's end reads the levels the test split ended with, if the file reaches its last actual
+    from_end = calibration.levels_from_end(table.dates[-1].value) if levels is not None and start is None else None
     positions = axis.positions(table.dates)
     n_out = len(outputs)
     windows = []
@@ -187,12 +188,9 @@ def forecast(
             error = prediction - known
             result.mse, result.mae = float((error**2).mean()), float(np.abs(error).mean())
         if levels is not None:
-            if tracker is not None:
-                tracked = tracker.catch_up(origin)
-            else:
-                tracked = (calibration.adapted if from_end else None) or TRACKED_LEVELS
-            read_at = np.concatenate([adapted_levels(levels, tracked), tracked])
+            tracked = tracker.catch_up(origin) if tracker is not None else from_end or TRACKED_LEVELS
             spread = input_spread(torch.from_numpy(window)[None], n_out)
+            read_at = calibration.read_levels(levels, tracked)
             bounds = prediction[None] + calibration.offsets(calibration.quantiles(read_at), spread)[0]
             result.quantiles = {
                 float(level): run.scaler.inverse_transform(bound, slice(-n_out, None))
@@ -215,7 +213,7 @@ def forecast(
     }
     if levels is not None:
         metadata["quantile_levels"] = [float(level) for level in levels]
-        metadata["intervals"] = calibration.describe("online" if rolling else "end" if from_end else "fixed")
+        metadata["intervals"] = calibration.describe("online" if rolling else "adapted" if from_end else "fixed")
     result_layout = LongLayout.from_state(layout) if layout else None
     last = origins[-1]
     history = pd.DataFrame(

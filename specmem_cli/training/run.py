@@ -357,7 +357,9 @@ def _finish_run(
     prepare_for_evaluation(model, config.train.memory_at_eval)  # what the run is scored and saved with
     calibration = calibrate(model, data, config.train.batch_size)
     test, intervals = _score_test(model, data, config.train.batch_size, calibration)
-    save_checkpoint(run_dir / "checkpoint.pt", _checkpoint(model, run, params, data, _adapted(calibration, intervals)))
+    save_checkpoint(
+        run_dir / "checkpoint.pt", _checkpoint(model, run, params, data, _adapted(calibration, intervals, data))
+    )
     record = RunRecord(
         config.model_name,
         dataset_label(config.data.name),
@@ -407,9 +409,13 @@ def _score_test(model: nn.Module, data: PreparedData, batch_size: int, calibrati
     return test, scorer.result()
 
 
-def _adapted(calibration: IntervalCalibration, intervals: dict | None) -> IntervalCalibration:
-    """The calibration with the levels scoring the test split adapted to, for forecasts from a file's end."""
-    return calibration if intervals is None else calibration.with_adapted(intervals["adapted_levels"])
+def _adapted(calibration: IntervalCalibration, intervals: dict | None, data: PreparedData) -> IntervalCalibration:
+    """The calibration with the levels scoring the test split adapted to, for forecasts from a file's end (one
+    that reaches the test split's last actual, so that no forecast reads levels moved by later values)."""
+    if intervals is None:
+        return calibration
+    last_actual = data.table.dates[data.borders[2][1] - 1]
+    return calibration.with_adapted(intervals["adapted_levels"], last_actual.value)
 
 
 def _checkpoint(
@@ -486,7 +492,7 @@ def calibrate_run(path: Path, source: Path | None = None) -> RunRecord:
     data = run.data(source)
     calibration = calibrate(run.model, data, run.config.train.batch_size)
     test, intervals = _score_test(run.model, data, run.config.train.batch_size, calibration)
-    save_checkpoint(run.path, replace(run.checkpoint, intervals=_adapted(calibration, intervals).to_state()))
+    save_checkpoint(run.path, replace(run.checkpoint, intervals=_adapted(calibration, intervals, data).to_state()))
     record = _record(run, test.mse, test.mae, intervals)
     metrics_path = run.path.parent / "metrics.json"
     if metrics_path.is_file():

@@ -46,9 +46,16 @@ def summarise(records: Sequence[RunRecord]) -> dict:
 
 def summarise_intervals(records: Sequence[RunRecord]) -> dict | None:
     """Mean (and std over seeds) coverage and width of each central interval and the pinball loss, if
-    every run was scored at the same levels; None otherwise (a run saved before intervals existed)."""
+    every run was scored at the same levels the same way; None otherwise (a run saved before intervals existed,
+    or scored before the levels adapted)."""
     scored = [r.intervals for r in records]
-    if not scored or any(s is None for s in scored) or any(s["levels"] != scored[0]["levels"] for s in scored):
+    if not scored or any(s is None for s in scored):
+        return None
+    # runs scored before levels adapted (no "adapting" key) are not averaged with runs scored since
+    if any(
+        (s["levels"], s.get("adapting", False)) != (scored[0]["levels"], scored[0].get("adapting", False))
+        for s in scored
+    ):
         return None
     pinball, pinball_std = mean_std([s["pinball"] for s in scored])
     return {
