@@ -364,7 +364,8 @@ class IntervalScorer:
         self.calibration, self.levels = calibration, levels
         self.pairs = central_pairs(levels)
         self.tracker = LevelTracker(calibration.pred_len, calibration.adapt_rate()) if adapt else None
-        self.fixed = calibration.quantiles(levels)  # the unadapted levels: computed once
+        self.fixed = None if adapt else calibration.quantiles(levels)  # the validation levels: computed once
+        self.index = {float(level): i for i, level in enumerate(levels)}
         self.covered = np.zeros(len(self.pairs))
         self.width = np.zeros(len(self.pairs))
         self.pinball = 0.0
@@ -375,7 +376,6 @@ class IntervalScorer:
         spread = input_spread(inputs, prediction.shape[2]).cpu().numpy()
         scale = _scale(spread, self.calibration.mean_spread, self.calibration.shrink)  # [B, C]
         points, actuals = prediction.double().cpu().numpy(), target.double().cpu().numpy()
-        index = {float(level): i for i, level in enumerate(self.levels)}
         # window by window: where the levels adapt, each window reads the table at its own levels
         for point, actual, window_scale in zip(points, actuals, scale, strict=True):
             if self.tracker is None:
@@ -389,7 +389,7 @@ class IntervalScorer:
             weights = self.levels[:, None, None]
             self.pinball += float(np.maximum(weights * error, (weights - 1) * error).sum()) / len(self.levels)
             for i, (low, high) in enumerate(self.pairs):
-                lower, upper = bounds[index[low]], bounds[index[high]]
+                lower, upper = bounds[self.index[low]], bounds[self.index[high]]
                 self.covered[i] += float(((actual >= lower) & (actual <= upper)).sum())
                 self.width[i] += float((upper - lower).sum())
             if self.tracker is not None:

@@ -132,8 +132,7 @@ def forecast(
     run = load_run(checkpoint)
     calibration = run.calibration() if quantiles is not None else None
     levels = check_levels(quantiles, calibration) if quantiles is not None else None
-    # a backtest's levels adapt as its actuals arrive, from the validation calibration; the forecast from the
-    # file's end reads them where scoring the test split left them (the run's latest errors)
+    # a backtest's levels adapt as its actuals arrive, starting from the validation calibration's
     tracker = LevelTracker(run.spec.pred_len, calibration.adapt_rate()) if levels is not None and rolling else None
     table = read_table(input_csv, reading_of(run), allow_missing=True)
     check_columns(table, run)
