@@ -97,23 +97,13 @@ def interval_scores(run_dir: str, levels: np.ndarray) -> dict:
     calibration = calibrate(run.model, data, batch)
     levels = check_levels(list(levels), calibration)
     scorer, fixed = IntervalScorer(calibration, levels), IntervalScorer(calibration, levels, adapt=False)
-
-    def both(prediction, target, inputs):
-        scorer.add(prediction, target, inputs)
-        fixed.add(prediction, target, inputs)
-
-    evaluate_windows(run.model, data.test, batch, data.n_outputs, each_batch=both)
+    _score_together(run.model, data.test, batch, data.n_outputs, scorer, fixed)
     fit_end, cut = held_out_split(len(data.val), data.val.pred_len)
     collector = CalibrationCollector(data.val.pred_len, data.n_outputs)
     evaluate_windows(run.model, data.val.span(0, fit_end), batch, data.n_outputs, each_batch=collector.add)
     early = collector.finish()
     held_out, held_out_fixed = IntervalScorer(early, levels), IntervalScorer(early, levels, adapt=False)
-
-    def both_held_out(prediction, target, inputs):
-        held_out.add(prediction, target, inputs)
-        held_out_fixed.add(prediction, target, inputs)
-
-    evaluate_windows(run.model, data.val.span(cut, len(data.val)), batch, data.n_outputs, each_batch=both_held_out)
+    _score_together(run.model, data.val.span(cut, len(data.val)), batch, data.n_outputs, held_out, held_out_fixed)
     return {
         **scorer.result(),
         "fixed": fixed.result(),
@@ -122,6 +112,16 @@ def interval_scores(run_dir: str, levels: np.ndarray) -> dict:
         # what adapting does to the pinball loss where calibration and scoring come from the same months
         "held_out_pinball_change": held_out.result()["pinball"] / held_out_fixed.result()["pinball"] - 1,
     }
+
+
+def _score_together(model, windows, batch: int, n_outputs: int, *scorers: IntervalScorer) -> None:
+    """One pass over ``windows`` feeding every scorer (adapting and not), instead of one forward pass each."""
+
+    def each_batch(prediction, target, inputs):
+        for scorer in scorers:
+            scorer.add(prediction, target, inputs)
+
+    evaluate_windows(model, windows, batch, n_outputs, each_batch=each_batch)
 
 
 def summary(records, levels: np.ndarray, name: str, jobs: int) -> dict:
