@@ -23,7 +23,8 @@ window kept), with one CPU recipe for every backbone (:data:`RECIPE`, sizes in :
 
 Per row: test MSE mean ± std over seeds, and for each variant its paired difference to ``off`` (the
 same seed's runs; mean ± std over seeds); a variant *beats* off when the mean difference is below zero
-by more than twice its std. Seconds per run are training seconds (mean over the row's trained runs).
+by more than twice its std. Seconds per run are a trained run's (training, the memory's fit, test
+scoring; mean over the row's trained runs).
 Finished runs in ``--out`` are reused, so the benchmark resumes where it stopped; ``--finished-only``
 trains nothing and reports the cells whose runs are all finished (each row names the command that
 trains it alone), so a grid run in parts can be written to the README as far as it got.
@@ -59,6 +60,10 @@ RECIPE = [
     "train.lr_schedule=type1",
     "train.loss=mse",
     "train.memory_at_eval=frozen",
+    # an epoch sees at most ETTh1's whole training split in (window, series) pairs (8,449 x 7 = 59,143 at
+    # horizon 96): ETTh1's epochs are untouched, ETTm1's (241,255 pairs) train on a fresh quarter of its
+    # windows each, so an ETTm1 cell costs about what an ETTh1 cell does and the grid fits a few hours
+    "train.epoch_samples=60000",
 ]
 SIZES = {
     "gru": ["model.d_model=64"],
@@ -150,6 +155,11 @@ def kept_rows(results: Path) -> list[dict]:
     return sorted(rows, key=lambda r: (r["data"], order.index(r["backbone"]), r["horizon"]))
 
 
+def where(row: dict) -> str:
+    """Where a cell ran, and how its recipe differed from today's where a cell kept from before says so."""
+    return f"{row['ran_on']}; {row['recipe_note']}" if "recipe_note" in row else row["ran_on"]
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| data set | horizon | backbone | off | "
@@ -167,7 +177,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {row['data']} | {row['horizon']} | {row['backbone']} | "
             + " | ".join(cells)
-            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} | {row['ran_on']} | `{row['command']}` |"
+            + f" | {', '.join(winners) or 'none'} | {row['seconds']:.0f} | {where(row)} | `{row['command']}` |"
         )
     return "\n".join(lines)
 
@@ -217,8 +227,8 @@ def measure(args: argparse.Namespace) -> None:
                 records[memory] = run_sweep(config, out, jobs=args.jobs)
             else:
                 variants = {
-                    "off": memory_off_records(records["analog"], args.device),
-                    "spectral, reset": memory_off_records(records["spectral"], args.device),
+                    "off": memory_off_records(records["analog"], args.device, args.jobs),
+                    "spectral, reset": memory_off_records(records["spectral"], args.device, args.jobs),
                     "spectral, frozen": records["spectral"],
                     "analog": records["analog"],
                 }

@@ -31,11 +31,13 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
 from readme_block import rewrite_block
 
 from specmem_cli.checkpoint import load_run
 from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
 from specmem_cli.memory import prepare_for_evaluation
+from specmem_cli.training.parallel import default_threads
 from specmem_cli.training.run import RunRecord
 from specmem_cli.training.summary import summarise
 from specmem_cli.training.sweep import run_sweep
@@ -78,18 +80,24 @@ def sweep(config, out: Path, jobs: int) -> tuple[list, float | None]:
     return records, json.loads(wall_file.read_text())["seconds"] if wall_file.exists() else None
 
 
-def memory_off_records(records: list[RunRecord], device: str = "cpu") -> list[RunRecord]:
+def memory_off_records(records: list[RunRecord], device: str = "cpu", jobs: int = 1) -> list[RunRecord]:
     """Each finished run's test metrics with its memory emptied (``reset``): an analog memory's network
-    alone, or a spectral memory scored as the published code scores it. Score on the ``device`` the runs
-    trained on, so that a memory its gate dropped scores exactly as off."""
-    scored = []
-    for record in records:
-        run = load_run(record.run_dir)
-        run.model.to(device)
-        data = run.data()
-        prepare_for_evaluation(run.model, "reset")
-        metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
-        scored.append(dataclasses.replace(record, mse=metrics.mse, mae=metrics.mae, seconds=0.0))
+    alone, or a spectral memory scored as the published code scores it. Score on the ``device`` and with the
+    torch threads the runs trained with (one of ``jobs`` parallel workers has the cores divided by ``jobs``),
+    so that sums add in the same order and a memory its gate dropped scores exactly as off."""
+    ambient, scored = torch.get_num_threads(), []
+    try:
+        for record in records:
+            run = load_run(record.run_dir)
+            if jobs > 1:
+                torch.set_num_threads(run.config.train.threads or default_threads(jobs))
+            run.model.to(device)
+            data = run.data()
+            prepare_for_evaluation(run.model, "reset")
+            metrics = evaluate_windows(run.model, data.test, run.config.train.batch_size, data.n_outputs)
+            scored.append(dataclasses.replace(record, mse=metrics.mse, mae=metrics.mae, seconds=0.0))
+    finally:
+        torch.set_num_threads(ambient)
     return scored
 
 
@@ -201,7 +209,14 @@ def main() -> None:
         totals["default"] += wall or 0.0
         defaults[label] = records
         add(label, "default", records, wall, DEFAULT_RECIPE, command(label, None, args.seeds))
-        add(label, MEMORY_OFF, memory_off_records(records), None, "the default's runs", "python benchmarks/suite.py")
+        add(
+            label,
+            MEMORY_OFF,
+            memory_off_records(records, jobs=args.jobs),
+            None,
+            "the default's runs",
+            "python benchmarks/suite.py",
+        )
         dlinear = with_protocol(apply_overrides(with_model(load_config("default"), "dlinear"), settings))
         records, wall = sweep(dlinear, args.out / label / "dlinear", args.jobs)
         totals["dlinear"] += wall or 0.0

@@ -3,7 +3,9 @@ and the analog memory's gate (kept where it lowers validation error, dropped whe
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from specmem_cli.checkpoint import load_run
 from specmem_cli.cli import app
-from specmem_cli.config import apply_overrides, with_model
+from specmem_cli.config import apply_overrides, load_data, with_model
 from specmem_cli.data import synthetic_table
 from specmem_cli.data.windows import WindowSet
 from specmem_cli.errors import CheckpointError, ConfigError
@@ -22,7 +24,7 @@ from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters
 from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone, MemoryOptions
 from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sweep import run_sweep
-from tests.conftest import tiny_config
+from tests.conftest import SHARED, tiny_config
 
 BACKBONES = sorted(name for name, cls in MODELS.items() if issubclass(cls, MemoryBackbone))
 SMALL = {"d_model": 16, "dropout": 0.0, "memory_depth": 16, "n_components": 4}
@@ -168,3 +170,24 @@ def test_runs_saved_before_a_model_took_a_memory_still_load(tmp_path, name):
     torch.save({**document, "state_dict": {**document["state_dict"], layer: torch.zeros(3, 3)}}, path)
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_run(path)
+
+
+@pytest.mark.parametrize(("name", "capped"), [("ETTh1", False), ("ETTm1", True)])
+def test_the_ablation_recipe_caps_ettm1s_epochs_and_leaves_etth1s_whole(name, capped):
+    """benchmarks/memory_ablation.py caps an epoch's (window, series) pairs so the grid fits a few hours on
+    2 cores; its ETTh1 cells stand only if the cap never binds there (every epoch the full split)."""
+    path = SHARED / "data" / "ETT-small" / f"{name}.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        ablation = importlib.import_module("memory_ablation")
+    finally:
+        sys.path.pop(0)
+    for horizon in (96, 336):
+        config = ablation.sweep_config("gru", "analog", path, [horizon], [2019])
+        data = load_data(config, horizon)
+        cap = data.train.windows_for(config.train.epoch_samples)
+        assert (cap is not None) == capped
+        if capped:  # about ETTh1's count of windows, a quarter of ETTm1's
+            assert cap == config.train.epoch_samples // 7 and cap < len(data.train) / 3.9
