@@ -37,7 +37,7 @@ from readme_block import rewrite_block
 from specmem_cli.checkpoint import load_run
 from specmem_cli.config import apply_overrides, load_config, with_model, with_protocol
 from specmem_cli.memory import prepare_for_evaluation
-from specmem_cli.training.parallel import default_threads
+from specmem_cli.training.parallel import worker_threads
 from specmem_cli.training.run import RunRecord
 from specmem_cli.training.summary import summarise
 from specmem_cli.training.sweep import run_sweep
@@ -90,7 +90,7 @@ def memory_off_records(records: list[RunRecord], device: str = "cpu", jobs: int 
         for record in records:
             run = load_run(record.run_dir)
             if jobs > 1:
-                torch.set_num_threads(run.config.train.threads or default_threads(jobs))
+                torch.set_num_threads(worker_threads(run.config.train.threads, jobs))
             run.model.to(device)
             data = run.data()
             prepare_for_evaluation(run.model, "reset")

@@ -174,8 +174,8 @@ def test_runs_saved_before_a_model_took_a_memory_still_load(tmp_path, name):
 
 @pytest.mark.parametrize(("name", "capped"), [("ETTh1", False), ("ETTm1", True)])
 def test_the_ablation_recipe_caps_ettm1s_epochs_and_leaves_etth1s_whole(name, capped):
-    """benchmarks/memory_ablation.py caps an epoch's (window, series) pairs so the grid fits a few hours on
-    2 cores; its ETTh1 cells stand only if the cap never binds there (every epoch the full split)."""
+    """benchmarks/memory_ablation.py caps an epoch's (window, series) pairs to cut ETTm1's share of the grid's
+    time; its ETTh1 cells stand only if the cap never binds there (every epoch the full split)."""
     path = SHARED / "data" / "ETT-small" / f"{name}.csv"
     if not path.is_file():
         pytest.skip(f"{path} is absent")

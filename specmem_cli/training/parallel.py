@@ -67,9 +67,10 @@ def store_run(run_dir: Path, record, files: dict[str, bytes]) -> None:
     atomic_write(run_dir / "metrics.json", lambda temp: temp.write_text(json.dumps(document, indent=2) + "\n"))
 
 
-def default_threads(jobs: int) -> int:
-    """Torch threads per run so that ``jobs`` runs never oversubscribe the cores."""
-    return max(1, (os.cpu_count() or 1) // jobs)
+def worker_threads(configured: int | None, jobs: int) -> int:
+    """Torch threads of each of ``jobs`` parallel runs: ``train.threads`` where set, else the cores divided by
+    ``jobs`` so that the runs never oversubscribe them (what a run's scores must be recomputed with to match)."""
+    return configured or max(1, (os.cpu_count() or 1) // jobs)
 
 
 @contextmanager

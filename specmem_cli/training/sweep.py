@@ -98,7 +98,7 @@ def run_sweep(
 
     def train_claimed(keys: list[tuple[int, int]]) -> None:
         if parallel_runs:
-            threads = config.train.threads or parallel.default_threads(jobs)
+            threads = parallel.worker_threads(config.train.threads, jobs)
             work = [parallel.RunJob(runs[key], run_dirs[key], threads) for key in keys]
             by_dir = {str(run_dirs[key]): key for key in keys}
 
