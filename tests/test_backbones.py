@@ -51,6 +51,25 @@ def test_multires_conv_is_causal(selection, kernel_size):
     assert not torch.allclose(before[..., 25:], after[..., 25:])
 
 
+@pytest.mark.parametrize("selection", ["fading", "uniform"])
+@pytest.mark.parametrize("filters", [{"kernel_size": 3}, {"wavelet": "db2"}])
+def test_multires_conv_product_equals_the_tree_step_by_step(selection, filters):
+    """The one-product forward is the tree (:meth:`transform`) exactly: outputs and every gradient."""
+    torch.manual_seed(0)
+    layer = MultiresConv(3, 40, selection=selection, **filters).double()
+    with torch.no_grad():  # filters and weights off their initial values, so nothing cancels by symmetry
+        for parameter in layer.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    x = torch.randn(4, 3, 40, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(4, 3, 40, dtype=torch.float64)
+    gradients = []
+    for output in (layer(x), layer.transform(x)):
+        gradients.append(torch.autograd.grad((output * target).sum(), [x, *layer.parameters()]))
+        torch.testing.assert_close(output, layer.transform(x))
+    for fast, tree in zip(*gradients, strict=True):
+        torch.testing.assert_close(fast, tree)
+
+
 def test_tree_depth_follows_length_and_kernel():
     assert [tree_depth(96, 2), tree_depth(96, 3), tree_depth(96, 4), tree_depth(16, 2)] == [7, 6, 6, 4]
     for length, kernel in [(96, 2), (96, 4), (336, 3)]:

@@ -110,6 +110,28 @@ class MultiresConv(nn.Module):
         return details, approximation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The tree's output as one causal depthwise convolution with its impulse response.
+
+        Every step of the tree (dilated filters, left padding, shifts, the weighted selection) is linear,
+        causal and shift-invariant, so the whole layer is the convolution with its response to a unit
+        impulse. One ``[L, L]`` Toeplitz product per channel replaces ``2 x depth`` dilated depthwise
+        convolutions, whose CPU backward dominated a multires training step (about 10x slower).
+        """
+        length = x.shape[-1]
+        kernel = self.impulse_response(length)  # [C, L]: kernel[c, k] weighs the input k steps back
+        lags = torch.arange(length, device=x.device)
+        lags = lags[:, None] - lags[None, :]  # [t, s] -> t - s
+        toeplitz = kernel[:, lags.clamp(min=0)] * (lags >= 0)  # [C, t, s], zero where s is after t
+        return torch.matmul(x.transpose(0, 1), toeplitz.transpose(1, 2)).transpose(0, 1)
+
+    def impulse_response(self, length: int) -> torch.Tensor:
+        """The layer's kernel ``[channels, length]``: the tree (:meth:`transform`) applied to a unit impulse."""
+        impulse = torch.zeros(1, self.low_pass.shape[0], length, dtype=self.low_pass.dtype, device=self.low_pass.device)
+        impulse[..., 0] = 1.0
+        return self.transform(impulse)[0]
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The tree itself, step by step: the definition :meth:`forward` computes in one product."""
         details, approximation = self.decompose(x)
         w = self.weights[None, :, :, None]  # [1, C, terms, 1]
         if self.selection == "fading":
