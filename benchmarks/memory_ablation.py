@@ -259,6 +259,7 @@ def measure(args: argparse.Namespace) -> None:
 
 
 def cell_config(args: argparse.Namespace, backbone: str, memory: str, source: Path, horizon: int) -> ExperimentConfig:
+    """One cell's runs of one memory (one horizon), as ``--finished-only`` checks them."""
     return sweep_config(backbone, memory, source, [horizon], args.seeds, args.device, args.threads)
 
 

@@ -115,7 +115,8 @@ class MultiresConv(nn.Module):
         Every step of the tree (dilated filters, left padding, shifts, the weighted selection) is linear,
         causal and shift-invariant, so the whole layer is the convolution with its response to a unit
         impulse. One ``[L, L]`` Toeplitz product per channel replaces ``2 x depth`` dilated depthwise
-        convolutions, whose CPU backward dominated a multires training step (about 10x slower).
+        convolutions, whose CPU backward dominated a multires training step (the tree is about 20x slower:
+        ``benchmarks/multires_layer.py``).
         """
         length = x.shape[-1]
         kernel = self.impulse_response(length)  # [C, L]: kernel[c, k] weighs the input k steps back
