@@ -224,18 +224,16 @@ def measure(args: argparse.Namespace) -> None:
             horizons, out = args.horizons, {m: args.out / label / f"{backbone}_{m}" for m in ("analog", "spectral")}
             if args.finished_only:
                 horizons = [
-                    h for h in horizons if all(finished(cell_config(args, backbone, m, source, h), out[m]) for m in out)
+                    h
+                    for h in horizons
+                    if all(finished(runs_config(args, backbone, m, source, [h]), out[m]) for m in out)
                 ]
                 for horizon in sorted(set(args.horizons) - set(horizons)):
                     print(f"not finished, left out: {label} h{horizon} {backbone}", flush=True)
                 if not horizons:
                     continue
             records = {
-                memory: run_sweep(
-                    sweep_config(backbone, memory, source, horizons, args.seeds, args.device, args.threads),
-                    out[memory],
-                    jobs=args.jobs,
-                )
+                memory: run_sweep(runs_config(args, backbone, memory, source, horizons), out[memory], jobs=args.jobs)
                 for memory in out
             }
             for horizon in horizons:
@@ -258,9 +256,11 @@ def measure(args: argparse.Namespace) -> None:
                 print(table([row]).splitlines()[-1], f"(kept in {keep(row, args.results)})", flush=True)
 
 
-def cell_config(args: argparse.Namespace, backbone: str, memory: str, source: Path, horizon: int) -> ExperimentConfig:
-    """One cell's runs of one memory (one horizon), as ``--finished-only`` checks them."""
-    return sweep_config(backbone, memory, source, [horizon], args.seeds, args.device, args.threads)
+def runs_config(
+    args: argparse.Namespace, backbone: str, memory: str, source: Path, horizons: list[int]
+) -> ExperimentConfig:
+    """The sweep of one backbone and memory over ``horizons``, with the command line's seeds, device, threads."""
+    return sweep_config(backbone, memory, source, horizons, args.seeds, args.device, args.threads)
 
 
 if __name__ == "__main__":

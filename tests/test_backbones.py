@@ -62,12 +62,14 @@ def test_multires_conv_product_equals_the_tree_step_by_step(selection, filters):
             parameter.add_(0.1 * torch.randn_like(parameter))
     x = torch.randn(4, 3, 40, dtype=torch.float64, requires_grad=True)
     target = torch.randn(4, 3, 40, dtype=torch.float64)
-    gradients = []
-    for output in (layer(x), layer.transform(x)):
-        gradients.append(torch.autograd.grad((output * target).sum(), [x, *layer.parameters()]))
-        torch.testing.assert_close(output, layer.transform(x))
-    for fast, tree in zip(*gradients, strict=True):
-        torch.testing.assert_close(fast, tree)
+    product, tree = layer(x), layer.transform(x)
+    torch.testing.assert_close(product, tree)
+    for output_of_product, output_of_tree in zip(
+        torch.autograd.grad((product * target).sum(), [x, *layer.parameters()]),
+        torch.autograd.grad((tree * target).sum(), [x, *layer.parameters()]),
+        strict=True,
+    ):
+        torch.testing.assert_close(output_of_product, output_of_tree)
 
 
 def test_tree_depth_follows_length_and_kernel():
