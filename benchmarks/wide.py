@@ -81,7 +81,7 @@ def main() -> None:
         print(
             f"{name}: {rows:,} x {series} | wall {wall / 60:.1f} min | peak RSS {peak_gb:.2f} GB | "
             f"cycle {cycle} steps | memory {'kept' if memory['memory_used'] else 'dropped'} "
-            f"(val MSE {memory['val_mse_without_memory']:.4f} -> {memory['val_mse_with_memory']:.4f}, "
+            f"(val MSE {memory['val_mse_without_memory']:.4f}, best blend {memory['val_mse_best_blend']:.4f}, "
             f"{memory['entries']:,} rows) | epochs {metrics['fit']['epochs_run']} | test MSE {run['mse']:.4f}",
             flush=True,
         )

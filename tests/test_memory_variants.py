@@ -21,6 +21,7 @@ from specmem_cli.errors import CheckpointError, ConfigError
 from specmem_cli.memory.analog import AnalogMemory
 from specmem_cli.memory.spectral import SpectralMemory
 from specmem_cli.models import MODELS, build_model, forecast, hyper_parameters
+from specmem_cli.models.analog_blend import MIN_GAIN
 from specmem_cli.models.memory_backbone import MEMORIES, MemoryBackbone, MemoryOptions
 from specmem_cli.training.run import evaluate_run
 from specmem_cli.training.sweep import run_sweep
@@ -131,11 +132,34 @@ def test_the_gate_keeps_an_analog_memory_that_helps_and_drops_one_that_hurts(nam
     with torch.no_grad():
         read = forecast(model, inputs, positions)
         decision = model.calibrate_memory(train, hurts, 2, 64)
-        assert not decision["memory_used"] and decision["val_mse_with_memory"] > decision["val_mse_without_memory"]
+        assert not decision["memory_used"] and decision["val_mse_with_memory"] is None  # no blend was fitted
+        assert decision["val_mse_best_blend"] > (1 - MIN_GAIN) * decision["val_mse_without_memory"]
         assert not model.reads_memory and not model.memory.ready
         network_only = forecast(silent(small(name, "off")), inputs, positions)
         torch.testing.assert_close(forecast(model, inputs, positions), network_only, rtol=0, atol=0)
     assert not torch.allclose(read, network_only)
+
+
+def test_the_gate_reads_training_windows_only_where_some_blend_could_pass(monkeypatch):
+    """Validation is read first; a memory no blend could make 0.5% better there is dropped without the
+    training pass, and the best blend's figure bounds every fitted blend's from below."""
+    train = windows(periodic(600))
+    generator = torch.Generator().manual_seed(1)
+    cases = {
+        "helps": windows(periodic(600)[:200], first_row=600),
+        "hurts": windows(torch.randn(200, 2, generator=generator), first_row=600),
+    }
+    model = silent(small("gru", "analog"))
+    passes = []
+    reading = model._correction_sums
+    monkeypatch.setattr(model, "_correction_sums", lambda split, *rest: passes.append(split) or reading(split, *rest))
+    for name, val in cases.items():
+        passes.clear()
+        decision = model.calibrate_memory(train, val, 2, 64)
+        assert decision["memory_used"] == (name == "helps")
+        assert passes == ([val, train] if name == "helps" else [val])
+        if name == "helps":
+            assert decision["val_mse_best_blend"] <= decision["val_mse_with_memory"]
 
 
 def test_a_backbone_runs_analog_memory_is_trained_kept_or_dropped_and_inspected(tmp_path):

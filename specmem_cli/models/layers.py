@@ -15,8 +15,11 @@ def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     between windows, which is most of what makes channel-independent models competitive.
     """
     mean = x.mean(dim=1, keepdim=True)
-    std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
-    return (x - mean) / std, mean, std
+    # the variance from the centred input, which the result needs anyway: torch.var's one-pass
+    # reduction took a fifth of a klcycle training step on weather (benchmarks/normalise.py)
+    centred = x - mean
+    std = torch.sqrt(centred.square().mean(dim=1, keepdim=True) + 1e-5)
+    return centred / std, mean, std
 
 
 def denormalise(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
