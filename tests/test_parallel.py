@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def die_once(marker: Path, job):
     return execute_job(job)
 
 
+def record_start(directory: Path, job):
+    (directory / job.run_dir.name).write_text(str(time.monotonic_ns()))
+    return execute_job(job)
+
+
 def record_threads(directory: Path, job):
     result = execute_job(job)
     (directory / job.run_dir.name).write_text(str(torch.get_num_threads()))
@@ -52,6 +58,17 @@ def test_killed_worker_is_retried_and_sweep_completes(tmp_path, serial_metrics):
     assert marker.exists(), "the fault was injected"
     assert metrics(records) == serial_metrics
     assert not list((tmp_path / "runs").glob("*/.*.tmp"))
+
+
+def test_longest_horizons_start_first_and_records_keep_the_grid_order(tmp_path, serial_metrics):
+    """In grid order the last run to start is a longest one, training alone while the other worker idles."""
+    started = tmp_path / "started"
+    started.mkdir()
+    records = run_sweep(CONFIG, tmp_path / "runs", jobs=2, execute=functools.partial(record_start, started))
+    assert metrics(records) == serial_metrics
+    start = {path.name: int(path.read_text()) for path in started.iterdir()}
+    longest = [time for name, time in start.items() if "_pl24_" in name]
+    assert len(start) == 4 and max(longest) < min(time for name, time in start.items() if "_pl12_" in name)
 
 
 def test_threads_per_job_are_pinned(tmp_path):

@@ -99,7 +99,10 @@ def run_sweep(
     def train_claimed(keys: list[tuple[int, int]]) -> None:
         if parallel_runs:
             threads = parallel.worker_threads(config.train.threads, jobs)
-            work = [parallel.RunJob(runs[key], run_dirs[key], threads) for key in keys]
+            # longest horizons first: the runs left when the others are done are the short ones, so the
+            # workers finish close together (in grid order the last run, a longest one, trained alone)
+            ordered = sorted(keys, key=lambda key: -key[0])
+            work = [parallel.RunJob(runs[key], run_dirs[key], threads) for key in ordered]
             by_dir = {str(run_dirs[key]): key for key in keys}
 
             def done(record: RunRecord) -> None:
